@@ -1,0 +1,1 @@
+//! Balancing strategies (placeholder, being written).

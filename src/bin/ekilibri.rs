@@ -1,0 +1,2 @@
+//! The ekilibri load balancer binary.
+fn main() {}

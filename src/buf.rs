@@ -1,0 +1,1 @@
+//! Fixed-capacity byte buffers (placeholder, being written).

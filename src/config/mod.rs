@@ -1,0 +1,70 @@
+//! Configuration: parsed once from TOML into typed values.
+//!
+//! `load` reads the file, `raw` mirrors the TOML 1:1 (serde, unknown keys
+//! rejected), and validation turns it into [`Config`], where every duration is
+//! a `Duration`, every address a `SocketAddr` and the strategy an enum.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+mod error;
+mod raw;
+
+pub use error::ConfigError;
+
+/// Which balancing strategy picks the backend for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    /// Rotate through the backends in rotation, in configured order.
+    RoundRobin,
+    /// Fewest in-flight requests wins; ties broken by rotation.
+    LeastConnections,
+    /// A uniformly random backend in rotation.
+    Random,
+}
+
+/// The validated configuration. After [`load`] no code sees a default, a
+/// string strategy or a number with unclear units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Backend addresses, in configured order (non-empty).
+    pub servers: Vec<SocketAddr>,
+    /// Balancing strategy.
+    pub strategy: StrategyKind,
+    /// Failures within `fail_window` that take a backend out of rotation.
+    pub max_fails: u32,
+    /// Window over which failures are counted.
+    pub fail_window: Duration,
+    /// Time allowed to establish a backend connection.
+    pub connection_timeout: Duration,
+    /// Time allowed for a write to a backend to make progress.
+    pub write_timeout: Duration,
+    /// Time allowed waiting for backend bytes.
+    pub read_timeout: Duration,
+    /// Path probed by active health checks.
+    pub health_check_path: String,
+    /// Maximum idle connections kept per backend.
+    pub pool_size: usize,
+    /// Address the client listener binds.
+    pub listen: SocketAddr,
+    /// Interval between active health probes of one backend.
+    pub health_check_interval: Duration,
+    /// Time allowed for a client to send a complete request head.
+    pub client_header_timeout: Duration,
+    /// Time an idle keep-alive client connection is kept open.
+    pub keepalive_timeout: Duration,
+    /// Maximum simultaneous client connections.
+    pub max_connections: usize,
+}
+
+/// Reads, parses and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+    parse(path, &text)
+}
+
+/// Parses and validates configuration text; `path` is only used in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    raw::parse(path, text)
+}

@@ -1,0 +1,3 @@
+//! HTTP/1.1 message handling, free of I/O.
+
+pub mod chunked;

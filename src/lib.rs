@@ -1,0 +1,14 @@
+//! ekilibri: an HTTP/1.1 reverse proxy and load balancer built on one
+//! `mio` event loop.
+//!
+//! The crate is split so that protocol logic never touches a socket:
+//! [`http`] parses and frames messages, [`balance`] picks backends,
+//! [`time`] holds the timer wheel, and [`proxy`] is the reactor that moves
+//! bytes between sockets and drives the state machines.
+
+pub mod balance;
+pub mod buf;
+pub mod config;
+pub mod http;
+pub mod proxy;
+pub mod time;

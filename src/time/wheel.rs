@@ -1,0 +1,1 @@
+//! Hashed timer wheel (placeholder, being written).
