@@ -3,6 +3,10 @@
 //! `load` reads the file, `raw` mirrors the TOML 1:1 (serde, unknown keys
 //! rejected), and validation turns it into [`Config`], where every duration is
 //! a `Duration`, every address a `SocketAddr` and the strategy an enum.
+//!
+//! The keys, their units and defaults are documented in
+//! `docs/configuration.md` and in the example `ekilibri.toml`. Every failure
+//! is a [`ConfigError`] whose `Display` is a single line.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,8 +14,11 @@ use std::time::Duration;
 
 mod error;
 mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Position};
 
 /// Which balancing strategy picks the backend for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

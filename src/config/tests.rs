@@ -1,0 +1,446 @@
+//! Tests of the public interface: `parse`/`load` from TOML text to `Config`
+//! or a one-line `ConfigError`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::raw::KNOWN_KEYS;
+use super::{Config, ConfigError, Position, StrategyKind, load, parse};
+
+const SERVERS: &str = "servers = [\"127.0.0.1:8081\", \"127.0.0.1:8082\", \"127.0.0.1:8083\"]\n";
+
+fn ok(text: &str) -> Config {
+    match parse(Path::new("t.toml"), text) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+/// Parses `text`, expecting an error about `key`; checks the shape of the
+/// message and returns it.
+fn key_err(text: &str, key: &str) -> String {
+    let e = parse(Path::new("t.toml"), text).expect_err("expected an error");
+    let msg = e.to_string();
+    assert_eq!(e.key.as_deref(), Some(key), "{msg}");
+    assert!(
+        msg.starts_with(&format!("t.toml: key `{key}`: ")),
+        "bad prefix: {msg}"
+    );
+    assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg:?}");
+    msg
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn defaults(servers: Vec<SocketAddr>) -> Config {
+    Config {
+        servers,
+        strategy: StrategyKind::RoundRobin,
+        max_fails: 5,
+        fail_window: Duration::from_secs(60),
+        connection_timeout: ms(1000),
+        write_timeout: ms(1000),
+        read_timeout: ms(1000),
+        health_check_path: "/health".into(),
+        pool_size: 10,
+        listen: addr("127.0.0.1:8080"),
+        health_check_interval: ms(500),
+        client_header_timeout: ms(10_000),
+        keepalive_timeout: ms(60_000),
+        max_connections: 10_000,
+    }
+}
+
+fn three_servers() -> Vec<SocketAddr> {
+    vec![
+        addr("127.0.0.1:8081"),
+        addr("127.0.0.1:8082"),
+        addr("127.0.0.1:8083"),
+    ]
+}
+
+// ---- accepted configurations ----------------------------------------------
+
+#[test]
+fn minimal_config_gets_all_defaults() {
+    assert_eq!(ok(SERVERS), defaults(three_servers()));
+}
+
+#[test]
+fn original_ekilibri_config_loads() {
+    // Verbatim from the original project's tests, without any new key.
+    let text = r#"servers = [
+    "127.0.0.1:8081",
+    "127.0.0.1:8082",
+    "127.0.0.1:8083"
+]
+strategy = "LeastConnections"
+max_fails = 1
+fail_window = 5
+connection_timeout = 1000
+write_timeout = 1000
+read_timeout = 1000
+health_check_path = "/sleep"
+pool_size = 10
+"#;
+    let expected = Config {
+        strategy: StrategyKind::LeastConnections,
+        max_fails: 1,
+        fail_window: Duration::from_secs(5),
+        health_check_path: "/sleep".into(),
+        ..defaults(three_servers())
+    };
+    assert_eq!(ok(text), expected);
+}
+
+#[test]
+fn every_key_set() {
+    let text = r#"
+servers = ["10.0.0.1:80", "[::1]:9000"]
+strategy = "Random"
+max_fails = 3
+fail_window = 30
+connection_timeout = 250
+write_timeout = 2000
+read_timeout = 3000
+health_check_path = "/status?full=1"
+pool_size = 4
+listen = "0.0.0.0:0"
+health_check_interval = 100
+client_header_timeout = 5000
+keepalive_timeout = 15000
+max_connections = 512
+"#;
+    let expected = Config {
+        servers: vec![addr("10.0.0.1:80"), addr("[::1]:9000")],
+        strategy: StrategyKind::Random,
+        max_fails: 3,
+        fail_window: Duration::from_secs(30),
+        connection_timeout: ms(250),
+        write_timeout: ms(2000),
+        read_timeout: ms(3000),
+        health_check_path: "/status?full=1".into(),
+        pool_size: 4,
+        listen: addr("0.0.0.0:0"),
+        health_check_interval: ms(100),
+        client_header_timeout: ms(5000),
+        keepalive_timeout: ms(15000),
+        max_connections: 512,
+    };
+    assert_eq!(ok(text), expected);
+}
+
+#[test]
+fn every_strategy_name() {
+    for (name, kind) in [
+        ("RoundRobin", StrategyKind::RoundRobin),
+        ("LeastConnections", StrategyKind::LeastConnections),
+        ("Random", StrategyKind::Random),
+    ] {
+        let c = ok(&format!("{SERVERS}strategy = \"{name}\""));
+        assert_eq!(c.strategy, kind);
+    }
+}
+
+#[test]
+fn localhost_resolves() {
+    let c = ok("servers = [\"localhost:8081\"]");
+    assert_eq!(c.servers.len(), 1);
+    assert!(c.servers[0].ip().is_loopback(), "{:?}", c.servers);
+    assert_eq!(c.servers[0].port(), 8081);
+}
+
+#[test]
+fn listen_ipv6_and_port_zero() {
+    assert_eq!(
+        ok(&format!("{SERVERS}listen = \"[::1]:0\"")).listen,
+        addr("[::1]:0")
+    );
+}
+
+#[test]
+fn upper_bounds_are_inclusive() {
+    let c = ok(&format!(
+        "{SERVERS}fail_window = 86400\nkeepalive_timeout = 86400000\nmax_connections = 1000000"
+    ));
+    assert_eq!(c.fail_window, Duration::from_secs(86_400));
+    assert_eq!(c.keepalive_timeout, ms(86_400_000));
+    assert_eq!(c.max_connections, 1_000_000);
+}
+
+#[test]
+fn integers_in_other_toml_notations() {
+    let c = ok(&format!(
+        "{SERVERS}max_connections = 1_000\npool_size = 0x10"
+    ));
+    assert_eq!(c.max_connections, 1000);
+    assert_eq!(c.pool_size, 16);
+}
+
+#[test]
+fn comments_and_key_order_do_not_matter() {
+    let text = "# comment\npool_size = 2 # trailing\n\nservers = [\n  \"127.0.0.1:1\", # one\n]\n";
+    let c = ok(text);
+    assert_eq!(c.pool_size, 2);
+    assert_eq!(c.servers, vec![addr("127.0.0.1:1")]);
+}
+
+// ---- errors: servers --------------------------------------------------------
+
+#[test]
+fn missing_servers() {
+    let m = key_err("pool_size = 3", "servers");
+    assert!(m.contains("missing"), "{m}");
+    key_err("", "servers");
+}
+
+#[test]
+fn empty_servers() {
+    let m = key_err("servers = []", "servers");
+    assert!(m.contains("at least one"), "{m}");
+}
+
+#[test]
+fn bad_server_address() {
+    let m = key_err(
+        "servers = [\"127.0.0.1:8081\", \"not an address\"]",
+        "servers",
+    );
+    assert!(m.contains("\"not an address\""), "{m}");
+    let m = key_err("servers = [\"127.0.0.1\"]", "servers");
+    assert!(m.contains("\"127.0.0.1\""), "{m}");
+    let m = key_err("servers = [\"127.0.0.1:99999\"]", "servers");
+    assert!(m.contains("\"127.0.0.1:99999\""), "{m}");
+    let m = key_err("servers = [\"\"]", "servers");
+    assert!(m.contains("invalid address \"\""), "{m}");
+}
+
+#[test]
+fn servers_wrong_types() {
+    let m = key_err("servers = \"127.0.0.1:8081\"", "servers");
+    assert!(m.contains("expected an array"), "{m}");
+    let m = key_err("servers = [8081]", "servers");
+    assert!(m.contains("expected a string"), "{m}");
+}
+
+// ---- errors: other keys -----------------------------------------------------
+
+#[test]
+fn pool_size_zero() {
+    let m = key_err(&format!("{SERVERS}pool_size = 0"), "pool_size");
+    assert!(
+        m.ends_with("must be an integer from 1 to 1000000, got 0"),
+        "{m}"
+    );
+}
+
+#[test]
+fn unknown_strategy_lists_accepted_values() {
+    let m = key_err(&format!("{SERVERS}strategy = \"Fastest\""), "strategy");
+    assert!(m.contains("\"Fastest\""), "{m}");
+    assert!(m.contains("RoundRobin, LeastConnections, Random"), "{m}");
+    // Names are case-sensitive, as in the original ekilibri.
+    key_err(&format!("{SERVERS}strategy = \"roundrobin\""), "strategy");
+}
+
+#[test]
+fn unknown_key() {
+    let m = key_err(&format!("{SERVERS}max_fail = 3"), "max_fail");
+    assert!(m.contains("unknown key"), "{m}");
+    assert!(m.contains("max_fails"), "lists accepted keys: {m}");
+    // Unknown tables and dotted keys are reported by their top-level name.
+    key_err(&format!("{SERVERS}[extra]\na = 1"), "extra");
+    key_err(&format!("{SERVERS}health.path = \"/\""), "health");
+}
+
+#[test]
+fn wrong_type_for_integer_keys() {
+    for key in KNOWN_KEYS.iter().filter(|k| is_int_key(k)) {
+        for bad in ["\"10\"", "1.5", "true", "[1]", "1979-05-27"] {
+            let m = key_err(&format!("{SERVERS}{key} = {bad}"), key);
+            assert!(m.contains("expected an integer"), "{m}");
+        }
+    }
+}
+
+#[test]
+fn wrong_type_for_string_keys() {
+    for key in ["strategy", "health_check_path", "listen"] {
+        let m = key_err(&format!("{SERVERS}{key} = 5"), key);
+        assert!(m.contains("expected a string"), "{m}");
+    }
+}
+
+#[test]
+fn zero_and_negative_integers() {
+    for key in KNOWN_KEYS.iter().filter(|k| is_int_key(k)) {
+        for bad in [
+            "0",
+            "-1",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "99999999999999999999",
+        ] {
+            let m = key_err(&format!("{SERVERS}{key} = {bad}"), key);
+            assert!(m.ends_with(&format!("got {bad}")), "{m}");
+        }
+    }
+}
+
+#[test]
+fn units_are_named_in_range_errors() {
+    let m = key_err(&format!("{SERVERS}read_timeout = -5"), "read_timeout");
+    assert!(m.contains("(milliseconds)"), "{m}");
+    let m = key_err(&format!("{SERVERS}fail_window = 86401"), "fail_window");
+    assert!(m.contains("(seconds)"), "{m}");
+}
+
+#[test]
+fn values_above_the_maximum() {
+    for (key, max) in [
+        ("max_fails", 1_000_000),
+        ("pool_size", 1_000_000),
+        ("max_connections", 1_000_000),
+        ("fail_window", 86_400),
+        ("connection_timeout", 86_400_000),
+        ("keepalive_timeout", 86_400_000),
+    ] {
+        let m = key_err(&format!("{SERVERS}{key} = {}", max + 1), key);
+        assert!(m.contains(&format!("from 1 to {max}")), "{m}");
+    }
+}
+
+#[test]
+fn bad_health_check_path() {
+    for bad in ["health", "", "/a b", "/a\\tb", "/caf\u{e9}"] {
+        key_err(
+            &format!("{SERVERS}health_check_path = \"{bad}\""),
+            "health_check_path",
+        );
+    }
+}
+
+#[test]
+fn bad_listen() {
+    for bad in ["", "8080", "127.0.0.1", "localhost:8080", "127.0.0.1:65536"] {
+        let m = key_err(&format!("{SERVERS}listen = \"{bad}\""), "listen");
+        assert!(m.contains(&format!("{bad:?}")), "{m}");
+    }
+}
+
+// ---- errors: syntax and files -------------------------------------------
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let text = format!("{SERVERS}pool_size = 3\nmax_fails = = 2\n");
+    let e = parse(Path::new("t.toml"), &text).unwrap_err();
+    assert_eq!(e.key, None);
+    assert_eq!(
+        e.position,
+        Some(Position {
+            line: 3,
+            column: 13
+        })
+    );
+    let m = e.to_string();
+    assert!(m.starts_with("t.toml:3:13: "), "{m}");
+    assert!(!m.contains('\n'), "{m:?}");
+}
+
+#[test]
+fn syntax_errors_are_one_line() {
+    for text in [
+        "servers = [\"a:1\"",
+        "servers = [\"a:1\"]\nstrategy = \"RoundRobin",
+        "= 3",
+        "servers = [\"a:1\"]\n[[",
+        "servers = [\"a:1\"]\npool_size = 3\npool_size = 4\n",
+        "\u{feff}servers = ['a:1'] x",
+    ] {
+        let e = parse(Path::new("t.toml"), text).unwrap_err();
+        let m = e.to_string();
+        assert!(e.position.is_some(), "{m}");
+        assert!(!m.contains('\n') && !m.contains('\r'), "{m:?}");
+        assert!(m.starts_with("t.toml:"), "{m}");
+    }
+}
+
+#[test]
+fn syntax_error_column_counts_characters() {
+    // "é" is two bytes but one column; the error is at the second '='.
+    let text = "servers = [\"é:1\"] = 2\n";
+    let e = parse(Path::new("t.toml"), text).unwrap_err();
+    let p = e.position.expect("position");
+    assert_eq!(p.line, 1, "{e}");
+    assert_eq!(p.column, 19, "{e}");
+}
+
+#[test]
+fn missing_file_is_one_line() {
+    let path = Path::new("/nonexistent/ekilibri-test/ekilibri.toml");
+    let e = load(path).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.starts_with("/nonexistent/ekilibri-test/ekilibri.toml: No such file or directory"),
+        "{m}"
+    );
+    assert!(!m.contains('\n'));
+}
+
+#[test]
+fn error_display_formats() {
+    let e = ConfigError::key(Path::new("f.toml"), "pool_size", "must be positive");
+    assert_eq!(e.to_string(), "f.toml: key `pool_size`: must be positive");
+}
+
+// ---- shipped example and docs -----------------------------------------------
+
+const EXAMPLE: &str = include_str!("../../ekilibri.toml");
+const DOCS: &str = include_str!("../../docs/configuration.md");
+
+#[test]
+fn root_example_loads() {
+    let c = ok(EXAMPLE);
+    assert_eq!(c.servers, three_servers());
+    assert_eq!(c.listen, addr("127.0.0.1:8080"));
+}
+
+#[test]
+fn root_example_sets_every_key_to_its_default() {
+    // Every key is written out in the example with its default value, so
+    // the example and the code cannot drift apart silently.
+    assert_eq!(ok(EXAMPLE), defaults(three_servers()));
+    for key in KNOWN_KEYS {
+        assert!(
+            EXAMPLE.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "ekilibri.toml does not set `{key}`"
+        );
+    }
+}
+
+#[test]
+fn docs_cover_every_key_and_example_loads() {
+    for key in KNOWN_KEYS {
+        assert!(
+            DOCS.contains(&format!("| `{key}` |")),
+            "docs/configuration.md has no table row for `{key}`"
+        );
+    }
+    let block = DOCS
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs contain a ```toml example");
+    ok(block);
+}
+
+fn is_int_key(key: &str) -> bool {
+    !matches!(key, "servers" | "strategy" | "health_check_path" | "listen")
+}

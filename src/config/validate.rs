@@ -1,0 +1,200 @@
+//! Turns a [`RawConfig`] into a [`Config`]: fills in defaults, checks ranges
+//! and formats, converts units and resolves addresses.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use super::raw::{Int, RawConfig, ServerList};
+use super::{Config, ConfigError, StrategyKind};
+
+/// Default `strategy`.
+const DEFAULT_STRATEGY: StrategyKind = StrategyKind::RoundRobin;
+/// Default `max_fails`.
+const DEFAULT_MAX_FAILS: u64 = 5;
+/// Default `fail_window`, in seconds.
+const DEFAULT_FAIL_WINDOW_S: u64 = 60;
+/// Default `connection_timeout`, `write_timeout` and `read_timeout`, in ms.
+const DEFAULT_IO_TIMEOUT_MS: u64 = 1000;
+/// Default `health_check_path`.
+const DEFAULT_HEALTH_CHECK_PATH: &str = "/health";
+/// Default `pool_size`.
+const DEFAULT_POOL_SIZE: u64 = 10;
+/// Default `listen`.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `health_check_interval`, in ms.
+const DEFAULT_HEALTH_CHECK_INTERVAL_MS: u64 = 500;
+/// Default `client_header_timeout`, in ms.
+const DEFAULT_CLIENT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Default `keepalive_timeout`, in ms.
+const DEFAULT_KEEPALIVE_TIMEOUT_MS: u64 = 60_000;
+/// Default `max_connections`.
+const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+
+/// Upper bound for millisecond durations: 24 hours. Keeps `Instant`
+/// arithmetic far from overflow.
+const MAX_MS: u64 = 86_400_000;
+/// Upper bound for `fail_window`: 24 hours, in seconds.
+const MAX_SECS: u64 = 86_400;
+/// Upper bound for counts (`max_fails`, `pool_size`, `max_connections`).
+const MAX_COUNT: u64 = 1_000_000;
+
+/// Accepted `strategy` values, in documentation order.
+const STRATEGIES: &[(&str, StrategyKind)] = &[
+    ("RoundRobin", StrategyKind::RoundRobin),
+    ("LeastConnections", StrategyKind::LeastConnections),
+    ("Random", StrategyKind::Random),
+];
+
+/// Validates `raw`; `path` is only used in error messages.
+pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let err = |key: &str, reason: String| ConfigError::key(path, key, reason);
+
+    // Every integer key: 1..=max, in `unit` (for the message only).
+    let int = |key: &str, value: Option<Int>, default: u64, max: u64, unit: &str| {
+        let v = value.map_or(i128::from(default), |Int(v)| v);
+        if (1..=i128::from(max)).contains(&v) {
+            // In 1..=max, so it fits in a u64.
+            Ok(v as u64)
+        } else {
+            Err(err(
+                key,
+                format!("must be an integer from 1 to {max}{unit}, got {v}"),
+            ))
+        }
+    };
+    let count =
+        |key: &str, value: Option<Int>, default: u64| int(key, value, default, MAX_COUNT, "");
+    let millis = |key: &str, value: Option<Int>, default: u64| {
+        int(key, value, default, MAX_MS, " (milliseconds)").map(Duration::from_millis)
+    };
+
+    let servers = servers(raw.servers).map_err(|r| err("servers", r))?;
+    let strategy = strategy(raw.strategy.as_deref()).map_err(|r| err("strategy", r))?;
+    let max_fails = count("max_fails", raw.max_fails, DEFAULT_MAX_FAILS)?;
+    let fail_window = int(
+        "fail_window",
+        raw.fail_window,
+        DEFAULT_FAIL_WINDOW_S,
+        MAX_SECS,
+        " (seconds)",
+    )?;
+    let connection_timeout = millis(
+        "connection_timeout",
+        raw.connection_timeout,
+        DEFAULT_IO_TIMEOUT_MS,
+    )?;
+    let write_timeout = millis("write_timeout", raw.write_timeout, DEFAULT_IO_TIMEOUT_MS)?;
+    let read_timeout = millis("read_timeout", raw.read_timeout, DEFAULT_IO_TIMEOUT_MS)?;
+    let health_check_path =
+        health_check_path(raw.health_check_path).map_err(|r| err("health_check_path", r))?;
+    let pool_size = count("pool_size", raw.pool_size, DEFAULT_POOL_SIZE)?;
+    let listen = listen(raw.listen.as_deref()).map_err(|r| err("listen", r))?;
+    let health_check_interval = millis(
+        "health_check_interval",
+        raw.health_check_interval,
+        DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+    )?;
+    let client_header_timeout = millis(
+        "client_header_timeout",
+        raw.client_header_timeout,
+        DEFAULT_CLIENT_HEADER_TIMEOUT_MS,
+    )?;
+    let keepalive_timeout = millis(
+        "keepalive_timeout",
+        raw.keepalive_timeout,
+        DEFAULT_KEEPALIVE_TIMEOUT_MS,
+    )?;
+    let max_connections = count(
+        "max_connections",
+        raw.max_connections,
+        DEFAULT_MAX_CONNECTIONS,
+    )?;
+
+    // The `as` casts below are lossless: counts were checked to lie in
+    // 1..=MAX_COUNT, far inside u32 and usize.
+    Ok(Config {
+        servers,
+        strategy,
+        max_fails: max_fails as u32,
+        fail_window: Duration::from_secs(fail_window),
+        connection_timeout,
+        write_timeout,
+        read_timeout,
+        health_check_path,
+        pool_size: pool_size as usize,
+        listen,
+        health_check_interval,
+        client_header_timeout,
+        keepalive_timeout,
+        max_connections: max_connections as usize,
+    })
+}
+
+/// Resolves every `"host:port"` entry, keeping its first address.
+fn servers(list: Option<ServerList>) -> Result<Vec<SocketAddr>, String> {
+    let Some(ServerList(list)) = list else {
+        return Err(
+            "required key is missing; list the backends, e.g. servers = [\"127.0.0.1:8081\"]"
+                .into(),
+        );
+    };
+    if list.is_empty() {
+        return Err("must list at least one backend \"host:port\" address".into());
+    }
+    list.iter()
+        .map(|entry| {
+            let mut addrs = entry.to_socket_addrs().map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidInput {
+                    format!("invalid address {entry:?}: {e}; expected \"host:port\", e.g. \"127.0.0.1:8081\"")
+                } else {
+                    format!("cannot resolve {entry:?}: {e}")
+                }
+            })?;
+            addrs
+                .next()
+                .ok_or_else(|| format!("cannot resolve {entry:?}: no addresses found"))
+        })
+        .collect()
+}
+
+fn strategy(name: Option<&str>) -> Result<StrategyKind, String> {
+    let Some(name) = name else {
+        return Ok(DEFAULT_STRATEGY);
+    };
+    STRATEGIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, kind)| kind)
+        .ok_or_else(|| {
+            let accepted: Vec<&str> = STRATEGIES.iter().map(|(n, _)| *n).collect();
+            format!(
+                "unknown strategy {name:?}; accepted values: {}",
+                accepted.join(", ")
+            )
+        })
+}
+
+/// The path goes verbatim into a request line, so it must be an
+/// origin-form target: `/` followed by visible ASCII only.
+fn health_check_path(path: Option<String>) -> Result<String, String> {
+    let path = path.unwrap_or_else(|| DEFAULT_HEALTH_CHECK_PATH.to_owned());
+    if !path.starts_with('/') {
+        return Err(format!("must start with '/', got {path:?}"));
+    }
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "must not contain spaces, control or non-ASCII characters, got {path:?}"
+        ));
+    }
+    Ok(path)
+}
+
+fn listen(addr: Option<&str>) -> Result<SocketAddr, String> {
+    let addr = addr.unwrap_or(DEFAULT_LISTEN);
+    addr.parse().map_err(|_| {
+        format!(
+            "invalid socket address {addr:?}; expected an IP address and port, e.g. \"127.0.0.1:8080\" or \"[::1]:8080\""
+        )
+    })
+}
