@@ -1,0 +1,73 @@
+"""Configuration: a bad file is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+import harness
+
+SERVERS = ["127.0.0.1:9001", "127.0.0.1:9002"]
+
+# case -> (file text or None for a missing file, what the error line must name)
+BAD = {
+    "missing-file": (None, None),
+    "syntax-error": ('servers = ["127.0.0.1:9001"\nstrategy = \n', None),
+    "unknown-key": (harness.config_text(SERVERS) + "bogus_key = 1\n", "bogus_key"),
+    "empty-servers": (harness.config_text([]), "servers"),
+    "pool-size-zero": (harness.config_text(SERVERS, pool_size=0), "pool_size"),
+    "unknown-strategy": (harness.config_text(SERVERS, strategy="Fastest"), "strategy"),
+}
+
+
+def run_ekilibri(args, timeout=5):
+    # The environment a user has: no RUST_LOG.
+    env = harness.child_env({"RUST_LOG": None})
+    try:
+        return subprocess.run(
+            [str(harness.ekilibri_bin()), *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"ekilibri {' '.join(map(str, args))} still running after {timeout} s; stderr: {e.stderr!r}")
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_config_exits_2_with_one_stderr_line(tmp_path, case, check):
+    text, key = BAD[case]
+    # A neutral name, so that naming the key is the message's doing.
+    path = tmp_path / "bad.toml"
+    if text is not None:
+        path.write_text(text)
+    args = (["--check"] if check else []) + ["-f", path]
+    res = run_ekilibri(args)
+    stderr = res.stderr.decode("utf-8", "replace")
+    assert res.returncode == 2, f"{case}: exit code {res.returncode}, stderr {stderr!r}"
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"{case}: want exactly one stderr line, got {stderr!r}"
+    assert path.name in lines[0], f"{case}: the error does not name the file: {lines[0]!r}"
+    if key:
+        assert key in lines[0], f"{case}: the error does not name the key {key!r}: {lines[0]!r}"
+
+
+def test_check_accepts_a_good_config(tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text(harness.config_text(SERVERS))
+    res = run_ekilibri(["--check", "-f", path])
+    assert res.returncode == 0, f"exit code {res.returncode}, stderr {res.stderr!r}"
+
+
+def test_readme_config_example_is_valid(tmp_path):
+    readme = (harness.REPO_ROOT / "README.md").read_text()
+    m = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert m, "README.md has no ```toml example"
+    path = tmp_path / "readme.toml"
+    path.write_text(m.group(1))
+    res = run_ekilibri(["--check", "-f", path])
+    assert res.returncode == 0, f"README example rejected: {res.stderr!r}"
