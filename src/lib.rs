@@ -10,5 +10,6 @@ pub mod balance;
 pub mod buf;
 pub mod config;
 pub mod http;
+pub mod origin;
 pub mod proxy;
 pub mod time;

@@ -1,2 +1,89 @@
-//! The test/demo HTTP/1.1 server (placeholder, being written).
-fn main() {}
+//! `command`: the HTTP/1.1 origin server used as a backend in ekilibri's
+//! tests, demos and benchmarks (see [`ekilibri::origin`] for its routes).
+//!
+//! ```text
+//! command -p 8081                    # 127.0.0.1:8081, X-Backend: command-8081
+//! command --listen 127.0.0.1:0 --name b1
+//! ```
+//!
+//! Once bound it prints exactly one line, `listening on <addr>`, to stdout
+//! and serves until killed. Logging goes through `env_logger` (`RUST_LOG`).
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Parser};
+
+/// HTTP/1.1 origin server used as a backend in ekilibri tests, demos and
+/// benchmarks.
+#[derive(Parser, Debug)]
+#[command(name = "command", version, about)]
+#[command(group(ArgGroup::new("addr").required(true).args(["port", "listen"])))]
+struct Args {
+    /// Listen on 127.0.0.1:PORT.
+    #[arg(short, long, value_name = "PORT")]
+    port: Option<u16>,
+
+    /// Listen on ADDR, e.g. 127.0.0.1:0 for an ephemeral port.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+
+    /// Value of the X-Backend response header (default: command-PORT, the bound port).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let args = Args::parse();
+
+    let (listener, wanted) = match (&args.listen, args.port) {
+        (Some(addr), _) => (TcpListener::bind(addr.as_str()), addr.clone()),
+        (None, Some(port)) => (
+            TcpListener::bind(("127.0.0.1", port)),
+            format!("127.0.0.1:{port}"),
+        ),
+        // clap requires one of the two.
+        (None, None) => unreachable!("clap requires --port or --listen"),
+    };
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("command: cannot listen on {wanted}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("command: cannot get the bound address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = args
+        .name
+        .unwrap_or_else(|| format!("command-{}", local.port()));
+    let handle = match ekilibri::origin::spawn(listener, name) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("command: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "listening on {local}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        // Nobody is waiting for the line; keep serving anyway.
+        log::warn!("command: cannot write to stdout");
+    }
+    drop(stdout);
+
+    match handle.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
