@@ -1,1 +1,209 @@
-//! Fixed-capacity byte buffers (placeholder, being written).
+//! Fixed-capacity byte buffers.
+//!
+//! A [`Buf`] is allocated once with a fixed capacity and never grows on the
+//! hot path: bytes are appended at the tail, consumed from the head, and the
+//! live region is moved to the front (compacted) when the tail reaches the
+//! end. Memory per connection is therefore bounded by the buffer capacity,
+//! whatever the size of the bodies flowing through it.
+
+/// Default capacity of a connection buffer.
+pub const BUF_SIZE: usize = 16 * 1024;
+
+/// Capacity a buffer may be grown to, once, to hold an oversized message
+/// head (request line + header section up to the configured limits).
+pub const LARGE_BUF_SIZE: usize = 48 * 1024;
+
+/// A fixed-capacity FIFO byte buffer.
+#[derive(Debug)]
+pub struct Buf {
+    data: Box<[u8]>,
+    head: usize,
+    tail: usize,
+}
+
+impl Buf {
+    /// A new empty buffer of `cap` bytes.
+    pub fn with_capacity(cap: usize) -> Buf {
+        Buf {
+            data: vec![0; cap].into_boxed_slice(),
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// True when no bytes are held.
+    pub fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    /// Total capacity.
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Free space (after a compaction, if one is needed).
+    pub fn space(&self) -> usize {
+        self.data.len() - self.len()
+    }
+
+    /// True when no byte more fits.
+    pub fn is_full(&self) -> bool {
+        self.space() == 0
+    }
+
+    /// The bytes held.
+    pub fn data(&self) -> &[u8] {
+        &self.data[self.head..self.tail]
+    }
+
+    /// Drops `n` bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.head += n;
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+    }
+
+    /// Empties the buffer.
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.tail = 0;
+    }
+
+    /// The free region at the tail, compacting first if the tail is at the
+    /// end but there is room at the front. Follow with [`Buf::commit`].
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        if self.head > 0 && self.tail == self.data.len() {
+            self.compact();
+        }
+        &mut self.data[self.tail..]
+    }
+
+    /// Marks `n` bytes written into [`Buf::spare_mut`] as held.
+    pub fn commit(&mut self, n: usize) {
+        debug_assert!(self.tail + n <= self.data.len());
+        self.tail += n;
+    }
+
+    /// Makes at least `n` bytes contiguous at the tail if the capacity
+    /// allows; returns whether it does.
+    pub fn reserve_contiguous(&mut self, n: usize) -> bool {
+        if self.data.len() - self.tail >= n {
+            return true;
+        }
+        if self.space() >= n {
+            self.compact();
+            return true;
+        }
+        false
+    }
+
+    /// Appends all of `bytes`; the caller must have checked the space.
+    pub fn put(&mut self, bytes: &[u8]) {
+        let ok = self.reserve_contiguous(bytes.len());
+        assert!(ok, "Buf::put without space");
+        self.data[self.tail..self.tail + bytes.len()].copy_from_slice(bytes);
+        self.tail += bytes.len();
+    }
+
+    /// Appends as much of `bytes` as fits; returns how much was appended.
+    pub fn put_some(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.space());
+        self.put(&bytes[..n]);
+        n
+    }
+
+    /// Appends the decimal form of `v`.
+    pub fn put_u64(&mut self, v: u64) {
+        let mut tmp = [0u8; 20];
+        let n = fmt_u64(v, &mut tmp);
+        self.put(&tmp[20 - n..]);
+    }
+
+    /// Replaces the storage with a larger one of `cap` bytes, keeping the
+    /// bytes held. Only for oversized heads; never called per request.
+    pub fn grow_to(&mut self, cap: usize) {
+        if cap <= self.data.len() {
+            return;
+        }
+        let mut data = vec![0; cap].into_boxed_slice();
+        let len = self.len();
+        data[..len].copy_from_slice(self.data());
+        self.data = data;
+        self.head = 0;
+        self.tail = len;
+    }
+
+    fn compact(&mut self) {
+        self.data.copy_within(self.head..self.tail, 0);
+        self.tail -= self.head;
+        self.head = 0;
+    }
+}
+
+/// Writes `v` in decimal right-aligned into `out`; returns the digit count.
+pub fn fmt_u64(mut v: u64, out: &mut [u8; 20]) -> usize {
+    let mut i = 20;
+    loop {
+        i -= 1;
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    20 - i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_and_compaction() {
+        let mut b = Buf::with_capacity(8);
+        b.put(b"abcdef");
+        b.consume(4);
+        assert_eq!(b.data(), b"ef");
+        assert_eq!(b.space(), 6);
+        assert!(b.reserve_contiguous(6));
+        b.put(b"ghijkl");
+        assert_eq!(b.data(), b"efghijkl");
+        assert!(b.is_full());
+        assert_eq!(b.put_some(b"x"), 0);
+        b.consume(8);
+        assert!(b.is_empty());
+        assert_eq!(b.spare_mut().len(), 8);
+    }
+
+    #[test]
+    fn spare_compacts_when_tail_at_end() {
+        let mut b = Buf::with_capacity(4);
+        b.put(b"abcd");
+        b.consume(3);
+        assert_eq!(b.spare_mut().len(), 3);
+        b.spare_mut()[..1].copy_from_slice(b"e");
+        b.commit(1);
+        assert_eq!(b.data(), b"de");
+    }
+
+    #[test]
+    fn numbers_and_growth() {
+        let mut b = Buf::with_capacity(32);
+        b.put_u64(0);
+        b.put(b" ");
+        b.put_u64(18_446_744_073_709_551_615);
+        assert_eq!(b.data(), b"0 18446744073709551615");
+        b.consume(2);
+        b.grow_to(64);
+        assert_eq!(b.capacity(), 64);
+        assert_eq!(b.data(), b"18446744073709551615");
+    }
+}

@@ -1,2 +1,113 @@
-//! The ekilibri load balancer binary.
-fn main() {}
+//! The ekilibri load balancer.
+//!
+//! `ekilibri -f ekilibri.toml` runs the balancer; `--check` only validates
+//! the file; `--demo` starts three built-in demo backends on loopback and
+//! balances over them, with nothing else to run.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use ekilibri::config::{self, Config};
+use ekilibri::proxy::Reactor;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ekilibri",
+    version,
+    about = "HTTP/1.1 reverse proxy and load balancer"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(short = 'f', long = "file", default_value = "ekilibri.toml")]
+    file: PathBuf,
+    /// Validate the configuration file and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    check: bool,
+    /// Run with three built-in demo backends on loopback (the file's
+    /// `servers` are ignored; the file is optional).
+    #[arg(long)]
+    demo: bool,
+    /// Listen on this address instead of the configured one.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let mut cfg = if args.demo {
+        match demo_config(&args.file) {
+            Ok(cfg) => cfg,
+            Err(e) => return fail_config(&e),
+        }
+    } else {
+        match config::load(&args.file) {
+            Ok(cfg) => cfg,
+            Err(e) => return fail_config(&e),
+        }
+    };
+    if let Some(listen) = args.listen {
+        cfg.listen = listen;
+    }
+    if args.check {
+        println!("{}: configuration ok", args.file.display());
+        return ExitCode::SUCCESS;
+    }
+
+    let servers = cfg.servers.clone();
+    let strategy = cfg.strategy;
+    let mut reactor = match Reactor::new(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ekilibri: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = reactor.local_addr();
+    log::info!("listening on {addr}, strategy {strategy:?}, backends {servers:?}");
+    if args.demo {
+        println!(
+            "ekilibri demo: balancing over {} demo backends.",
+            servers.len()
+        );
+        println!("Try:  curl -i http://{addr}/        (each answer names its backend)");
+        println!("      curl -i -X POST --data hello http://{addr}/echo");
+        println!("Stop with Ctrl-C.");
+    }
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ekilibri: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints the one-line configuration error and returns exit code 2.
+fn fail_config(e: &config::ConfigError) -> ExitCode {
+    eprintln!("ekilibri: {e}");
+    ExitCode::from(2)
+}
+
+/// Starts three demo backends and builds a configuration over them, taking
+/// the other settings from `file` when it exists.
+fn demo_config(file: &Path) -> Result<Config, config::ConfigError> {
+    let mut cfg = if file.exists() {
+        config::load(file)?
+    } else {
+        config::parse(Path::new("(demo)"), "servers = [\"127.0.0.1:1\"]\n")?
+    };
+    let mut servers = Vec::new();
+    for i in 1..=3 {
+        let io_err = |e: std::io::Error| config::ConfigError::io(Path::new("(demo backend)"), &e);
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err)?;
+        servers.push(listener.local_addr().map_err(io_err)?);
+        ekilibri::origin::spawn(listener, format!("demo-{i}")).map_err(io_err)?;
+    }
+    cfg.servers = servers;
+    Ok(cfg)
+}

@@ -1,3 +1,90 @@
 //! HTTP/1.1 message handling, free of I/O.
+//!
+//! Everything here takes bytes and returns facts or writes bytes into a
+//! [`crate::buf::Buf`]; nothing touches a socket. [`head`] parses request and
+//! response heads and rewrites them for the other side, [`body`] relays a
+//! body from one buffer to another re-framing it, [`chunked`] decodes the
+//! chunked transfer coding and [`canned`] holds the error responses.
 
+pub mod body;
+pub mod canned;
 pub mod chunked;
+pub mod head;
+
+/// How the length of a message body is determined (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the sender closes the connection (responses only).
+    UntilClose,
+}
+
+/// Protocol version of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1.
+    Http11,
+}
+
+/// Request method, with the ones the proxy treats specially named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// CONNECT
+    Connect,
+    /// OPTIONS
+    Options,
+    /// TRACE
+    Trace,
+    /// PATCH
+    Patch,
+    /// Any other token.
+    Other,
+}
+
+impl Method {
+    /// Classifies a method token.
+    pub fn from_token(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "CONNECT" => Method::Connect,
+            "OPTIONS" => Method::Options,
+            "TRACE" => Method::Trace,
+            "PATCH" => Method::Patch,
+            _ => Method::Other,
+        }
+    }
+
+    /// Idempotent per RFC 9110 §9.2.2: safe to send twice.
+    pub fn is_idempotent(self) -> bool {
+        matches!(
+            self,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        )
+    }
+}

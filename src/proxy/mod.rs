@@ -1,1 +1,15 @@
-//! The reactor (placeholder, being written).
+//! The proxy: one `mio` reactor owning every socket.
+//!
+//! [`Reactor`] owns the listener, every client and backend connection and
+//! the health probes in one `Slab`, and the timer wheel that drives their
+//! timeouts. It only moves bytes between sockets and buffers and hands them
+//! to the protocol code in [`crate::http`], which never touches a socket.
+//! See `docs/architecture.md` for how a request flows through one turn.
+
+mod conn;
+pub mod health;
+pub mod io;
+mod probe;
+mod reactor;
+
+pub use reactor::{Reactor, ReactorError};

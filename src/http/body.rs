@@ -1,0 +1,266 @@
+//! Relaying a body from one buffer to another, re-framing it on the way.
+//!
+//! The source framing says where the body ends in the input; the output
+//! coding says how it is written (as is, or re-encoded as chunks). The relay
+//! moves only what fits in the destination, which is what gives the proxy
+//! its backpressure: a full destination stops the relay, the source buffer
+//! fills, and the reactor stops reading that socket.
+
+use super::Framing;
+use super::chunked::{ChunkedDecoder, ChunkedError, write_chunk_header};
+use super::head::OutCoding;
+use crate::buf::Buf;
+
+/// Room a chunk header and its trailing CRLF take in the destination.
+const CHUNK_OVERHEAD: usize = 16 + 2 + 2;
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Why a body could not be relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// The chunked coding was invalid.
+    Chunked(ChunkedError),
+    /// The sender closed before the body was complete.
+    Truncated,
+}
+
+#[derive(Debug)]
+enum Source {
+    Empty,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose { eof: bool },
+}
+
+/// Relays one message body.
+#[derive(Debug)]
+pub struct BodyRelay {
+    source: Source,
+    out: OutCoding,
+    /// The input side is complete; only the last chunk may be left to write.
+    input_done: bool,
+    /// The whole body, terminator included, is in the destination.
+    done: bool,
+    /// Body bytes moved so far.
+    moved: u64,
+}
+
+impl BodyRelay {
+    /// A relay for a body framed by `framing`, written with `out`.
+    pub fn new(framing: Framing, out: OutCoding) -> BodyRelay {
+        let source = match framing {
+            Framing::None | Framing::Length(0) => Source::Empty,
+            Framing::Length(n) => Source::Length(n),
+            Framing::Chunked => Source::Chunked(ChunkedDecoder::new()),
+            Framing::UntilClose => Source::UntilClose { eof: false },
+        };
+        let empty = matches!(source, Source::Empty);
+        BodyRelay {
+            source,
+            // An empty body is never chunk-encoded: the head says no body.
+            out: if empty { OutCoding::Identity } else { out },
+            input_done: empty,
+            done: empty,
+            moved: 0,
+        }
+    }
+
+    /// The whole body has been written to the destination.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// All of the body has been read from the source (the destination may
+    /// still need the last chunk).
+    pub fn input_done(&self) -> bool {
+        self.input_done
+    }
+
+    /// Body bytes relayed so far.
+    pub fn moved(&self) -> u64 {
+        self.moved
+    }
+
+    /// True if the body ends only when the sender closes.
+    pub fn until_close(&self) -> bool {
+        matches!(self.source, Source::UntilClose { .. })
+    }
+
+    /// Moves as much of the body from `src` to `dst` as fits. Returns
+    /// whether anything moved. Bytes after the body stay in `src`.
+    pub fn pump(&mut self, src: &mut Buf, dst: &mut Buf) -> Result<bool, BodyError> {
+        let mut progress = false;
+        while !self.input_done {
+            let room = match self.out {
+                OutCoding::Identity => dst.space(),
+                OutCoding::Chunked => dst.space().saturating_sub(CHUNK_OVERHEAD),
+            };
+            if room == 0 || src.is_empty() {
+                break;
+            }
+            match &mut self.source {
+                Source::Empty => self.input_done = true,
+                Source::Length(remaining) => {
+                    let n = (src.len() as u64).min(*remaining).min(room as u64) as usize;
+                    *remaining -= n as u64;
+                    if *remaining == 0 {
+                        self.input_done = true;
+                    }
+                    write_data(self.out, &src.data()[..n], dst);
+                    src.consume(n);
+                    self.moved += n as u64;
+                    progress = true;
+                }
+                Source::UntilClose { .. } => {
+                    let n = src.len().min(room);
+                    write_data(self.out, &src.data()[..n], dst);
+                    src.consume(n);
+                    self.moved += n as u64;
+                    progress = true;
+                }
+                Source::Chunked(dec) => {
+                    let input = &src.data()[..src.len().min(room)];
+                    let step = dec.step(input).map_err(BodyError::Chunked)?;
+                    if let Some(r) = step.data.clone() {
+                        let data = &input[r];
+                        self.moved += data.len() as u64;
+                        write_data(self.out, data, dst);
+                    }
+                    src.consume(step.consumed);
+                    if step.done {
+                        self.input_done = true;
+                    }
+                    if step.consumed == 0 && !step.done {
+                        break;
+                    }
+                    progress = true;
+                }
+            }
+        }
+        if self.input_done && !self.done {
+            self.done = match self.out {
+                OutCoding::Identity => true,
+                OutCoding::Chunked if dst.space() >= LAST_CHUNK.len() => {
+                    dst.put(LAST_CHUNK);
+                    progress = true;
+                    true
+                }
+                OutCoding::Chunked => false,
+            };
+        }
+        Ok(progress)
+    }
+
+    /// The sender closed its side. Ends a close-delimited body (call
+    /// [`BodyRelay::pump`] again to write the last chunk); any other
+    /// unfinished body is truncated.
+    pub fn on_eof(&mut self) -> Result<(), BodyError> {
+        if self.input_done {
+            return Ok(());
+        }
+        match &mut self.source {
+            Source::UntilClose { eof } => {
+                *eof = true;
+                self.input_done = true;
+                Ok(())
+            }
+            _ => Err(BodyError::Truncated),
+        }
+    }
+}
+
+fn write_data(out: OutCoding, data: &[u8], dst: &mut Buf) {
+    if data.is_empty() {
+        return;
+    }
+    match out {
+        OutCoding::Identity => dst.put(data),
+        OutCoding::Chunked => {
+            let mut hdr = [0u8; 20];
+            let n = write_chunk_header(data.len(), &mut hdr);
+            dst.put(&hdr[..n]);
+            dst.put(data);
+            dst.put(b"\r\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        framing: Framing,
+        out: OutCoding,
+        input: &[u8],
+        dst_cap: usize,
+        eof: bool,
+    ) -> (Vec<u8>, BodyRelay, usize) {
+        let mut relay = BodyRelay::new(framing, out);
+        let mut src = Buf::with_capacity(input.len().max(1));
+        src.put(input);
+        let mut dst = Buf::with_capacity(dst_cap);
+        let mut got = Vec::new();
+        loop {
+            let progressed = relay.pump(&mut src, &mut dst).unwrap();
+            got.extend_from_slice(dst.data());
+            dst.clear();
+            if !progressed {
+                if eof && !relay.input_done() {
+                    relay.on_eof().unwrap();
+                    continue;
+                }
+                break;
+            }
+        }
+        (got, relay, src.len())
+    }
+
+    #[test]
+    fn length_stops_at_end_of_body() {
+        let (got, relay, left) = run(
+            Framing::Length(5),
+            OutCoding::Identity,
+            b"helloGET /",
+            3,
+            false,
+        );
+        assert_eq!(got, b"hello");
+        assert!(relay.is_done());
+        assert_eq!(left, 5);
+    }
+
+    #[test]
+    fn chunked_to_identity_and_back() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\nNEXT";
+        let (got, relay, left) = run(Framing::Chunked, OutCoding::Identity, body, 4, false);
+        assert_eq!(got, b"hello world");
+        assert!(relay.is_done());
+        assert_eq!(left, 4);
+        let (got, relay, _) = run(Framing::Chunked, OutCoding::Chunked, body, 64, false);
+        assert!(relay.is_done());
+        let (plain, _, _) = run(Framing::Chunked, OutCoding::Identity, &got, 64, false);
+        assert_eq!(plain, b"hello world");
+    }
+
+    #[test]
+    fn until_close_becomes_chunked_and_ends_on_eof() {
+        let (got, relay, _) = run(Framing::UntilClose, OutCoding::Chunked, b"abc", 64, true);
+        assert_eq!(got, b"3\r\nabc\r\n0\r\n\r\n");
+        assert!(relay.is_done());
+    }
+
+    #[test]
+    fn truncated_length_body_is_an_error() {
+        let mut relay = BodyRelay::new(Framing::Length(10), OutCoding::Identity);
+        assert_eq!(relay.on_eof(), Err(BodyError::Truncated));
+    }
+
+    #[test]
+    fn empty_bodies_are_done_at_once() {
+        for f in [Framing::None, Framing::Length(0)] {
+            let relay = BodyRelay::new(f, OutCoding::Chunked);
+            assert!(relay.is_done());
+        }
+    }
+}

@@ -1,0 +1,233 @@
+use super::*;
+
+const INFO: ForwardInfo<'static> = ForwardInfo {
+    client_ip: "10.0.0.9",
+    default_host: "backend:80",
+};
+
+fn req(raw: &str) -> Result<(RequestHead, String), HeadError> {
+    let mut scan = HeadScan::default();
+    let len = scan.find_end(raw.as_bytes()).expect("complete head");
+    let mut out = Buf::with_capacity(64 * 1024);
+    let head = rewrite_request(&raw.as_bytes()[..len], &INFO, &mut out)?;
+    Ok((head, String::from_utf8(out.data().to_vec()).unwrap()))
+}
+
+fn resp(raw: &str, ctx: RequestContext) -> Result<(ResponseHead, String), HeadError> {
+    let mut scan = HeadScan::default();
+    let len = scan.find_end(raw.as_bytes()).expect("complete head");
+    let mut out = Buf::with_capacity(64 * 1024);
+    let head = rewrite_response(&raw.as_bytes()[..len], &ctx, &mut out)?;
+    Ok((head, String::from_utf8(out.data().to_vec()).unwrap()))
+}
+
+const CTX11: RequestContext = RequestContext {
+    head_request: false,
+    client_version: Version::Http11,
+    client_keep_alive: true,
+};
+const CTX10: RequestContext = RequestContext {
+    head_request: false,
+    client_version: Version::Http10,
+    client_keep_alive: false,
+};
+
+#[test]
+fn simple_get_is_forwarded_with_host_and_xff() {
+    let (h, out) = req("GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n").unwrap();
+    assert_eq!(h.method, Method::Get);
+    assert_eq!(h.framing, Framing::None);
+    assert!(h.keep_alive);
+    assert_eq!(
+        out,
+        "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n"
+    );
+}
+
+#[test]
+fn hop_by_hop_fields_are_dropped() {
+    let (h, out) = req(
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
+         Proxy-Connection: x\r\nTE: gzip\r\nUpgrade: websocket\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+    )
+    .unwrap();
+    assert!(!h.keep_alive);
+    assert_eq!(
+        out,
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n\r\n"
+    );
+}
+
+#[test]
+fn bodies_are_framed() {
+    let (h, out) = req("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n").unwrap();
+    assert_eq!(h.framing, Framing::Length(5));
+    assert!(out.contains("Content-Length: 5\r\n"));
+    let (h, out) =
+        req("POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    assert_eq!(h.framing, Framing::Chunked);
+    assert!(out.contains("Transfer-Encoding: chunked\r\n"));
+    let (h, out) = req("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").unwrap();
+    assert_eq!(h.framing, Framing::None);
+    assert!(out.contains("Content-Length: 0\r\n"));
+}
+
+#[test]
+fn smuggling_shapes_are_rejected() {
+    for raw in [
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET nothing HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let e = req(raw).unwrap_err();
+        assert_eq!(e.status(), 400, "{raw:?} gave {e:?}");
+    }
+}
+
+#[test]
+fn versions_and_methods() {
+    assert_eq!(
+        req("GET / HTTP/2.0\r\nHost: h\r\n\r\n")
+            .unwrap_err()
+            .status(),
+        505
+    );
+    assert_eq!(
+        req("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap_err()
+            .status(),
+        501
+    );
+    let (h, out) = req("GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(h.version, Version::Http10);
+    assert!(!h.keep_alive);
+    assert!(
+        out.starts_with("GET / HTTP/1.1\r\nHost: backend:80\r\n"),
+        "{out}"
+    );
+    let (h, _) = req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    assert!(h.keep_alive);
+}
+
+#[test]
+fn absolute_form_becomes_origin_form() {
+    let (_, out) = req("GET http://example.com:81/x?y HTTP/1.1\r\nHost: other\r\n\r\n").unwrap();
+    assert!(
+        out.starts_with("GET /x?y HTTP/1.1\r\nHost: example.com:81\r\n"),
+        "{out}"
+    );
+    assert!(!out.contains("other"));
+}
+
+#[test]
+fn limits() {
+    let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_REQUEST_LINE));
+    assert_eq!(
+        check_partial_request(long.as_bytes()),
+        Err(HeadError::UriTooLong)
+    );
+    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEADER_BYTES));
+    assert_eq!(
+        check_partial_request(big.as_bytes()),
+        Err(HeadError::HeadersTooLarge)
+    );
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
+    for i in 0..MAX_HEADERS {
+        many.push_str(&format!("X-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(req(&many).unwrap_err(), HeadError::HeadersTooLarge);
+}
+
+#[test]
+fn head_end_is_found_across_splits_without_rescanning() {
+    let raw = b"GET / HTTP/1.1\r\nHost: h\r\n\r\nNEXT";
+    for cut in 0..raw.len() {
+        let mut scan = HeadScan::default();
+        let first = scan.find_end(&raw[..cut]);
+        let found = first.or_else(|| scan.find_end(raw));
+        assert_eq!(found, Some(raw.len() - 4), "cut at {cut}");
+    }
+    let mut scan = HeadScan::default();
+    for n in 1..20 {
+        assert_eq!(scan.find_end(&raw[..n]), None);
+        assert_eq!(scan.scanned, n);
+    }
+}
+
+#[test]
+fn response_framing_and_rewrite() {
+    let (h, out) = resp(
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert_eq!(h.framing, Framing::Length(3));
+    assert!(h.backend_reusable && h.client_keep_alive);
+    assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+
+    let (h, out) = resp(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        CTX10,
+    )
+    .unwrap();
+    assert_eq!(
+        (h.framing, h.out, h.client_keep_alive),
+        (Framing::Chunked, OutCoding::Identity, false)
+    );
+    assert!(!out.contains("chunked") && out.contains("Connection: close\r\n"));
+
+    let (h, out) = resp("HTTP/1.0 200 OK\r\n\r\n", CTX11).unwrap();
+    assert_eq!(
+        (h.framing, h.out, h.backend_reusable),
+        (Framing::UntilClose, OutCoding::Chunked, false)
+    );
+    assert!(out.contains("Transfer-Encoding: chunked\r\n"));
+
+    let (h, _) = resp(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert_eq!(h.framing, Framing::Chunked);
+
+    let head_ctx = RequestContext {
+        head_request: true,
+        ..CTX11
+    };
+    let (h, out) = resp("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", head_ctx).unwrap();
+    assert_eq!(h.framing, Framing::None);
+    assert!(out.contains("Content-Length: 1000\r\n"));
+
+    for status in ["204 No Content", "304 Not Modified"] {
+        let (h, _) = resp(&format!("HTTP/1.1 {status}\r\n\r\n"), CTX11).unwrap();
+        assert_eq!(h.framing, Framing::None);
+    }
+    let (h, out) = resp("HTTP/1.1 100 Continue\r\n\r\n", CTX11).unwrap();
+    assert_eq!((h.status, h.framing), (100, Framing::None));
+    assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n");
+    let (_, out) = resp("HTTP/1.1 100 Continue\r\n\r\n", CTX10).unwrap();
+    assert_eq!(out, "");
+}
+
+#[test]
+fn bad_responses_are_errors() {
+    for raw in [
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "garbage\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+    ] {
+        assert!(resp(raw, CTX11).is_err(), "{raw:?}");
+    }
+}

@@ -1,0 +1,162 @@
+//! Connection and exchange state. No socket calls are made here except
+//! through the stream each connection owns, and only by the reactor.
+
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+
+use super::health::FailureKind;
+use super::io::Readiness;
+use crate::balance::BackendId;
+use crate::buf::Buf;
+use crate::http::body::BodyRelay;
+use crate::http::head::{HeadScan, RequestHead, ResponseHead};
+use crate::time::Tick;
+use crate::time::wheel::TimerId;
+
+/// An armed wheel entry for a connection: its tick and id.
+pub(super) type Armed = Option<(Tick, TimerId)>;
+
+/// Why an exchange failed; decides the status sent (if nothing was sent
+/// yet) and whether the backend is blamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProxyError {
+    /// No backend in rotation.
+    NoBackend,
+    /// The backend connection could not be established.
+    Connect(FailureKind),
+    /// The backend closed or reset before a complete response.
+    UpstreamClosed,
+    /// Writing the request made no progress within `write_timeout`.
+    WriteTimeout,
+    /// No backend bytes within `read_timeout`.
+    ReadTimeout,
+    /// The backend sent something that is not a valid response.
+    BadResponse,
+    /// The client's request body was malformed.
+    BadRequestBody,
+}
+
+impl ProxyError {
+    pub(super) fn status(self) -> u16 {
+        match self {
+            ProxyError::Connect(FailureKind::ConnectTimeout)
+            | ProxyError::WriteTimeout
+            | ProxyError::ReadTimeout => 504,
+            ProxyError::BadRequestBody => 400,
+            _ => 502,
+        }
+    }
+
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            ProxyError::NoBackend => "no backend in rotation",
+            ProxyError::Connect(k) => k.describe(),
+            ProxyError::UpstreamClosed => "connection closed before a complete response",
+            ProxyError::WriteTimeout => "write timeout",
+            ProxyError::ReadTimeout => "read timeout",
+            ProxyError::BadResponse => "invalid response",
+            ProxyError::BadRequestBody => "invalid request body",
+        }
+    }
+}
+
+/// Life cycle of a client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientPhase {
+    /// Reading requests and relaying responses.
+    Open,
+    /// No more requests: flush what is queued, then half-close.
+    Closing,
+    /// Half-closed; reading and dropping until the client closes too, so
+    /// that unread input does not turn the close into a reset that could
+    /// destroy the last response (lingering close).
+    Lingering(Tick),
+}
+
+/// Where the response of an exchange is.
+#[derive(Debug)]
+pub(super) enum ResponsePhase {
+    /// Waiting for (the rest of) a response head.
+    Head(HeadScan),
+    /// Relaying the body.
+    Body(ResponseHead, BodyRelay),
+    /// The whole response is queued for the client.
+    Done(ResponseHead),
+}
+
+/// One request/response in flight between a client and a backend.
+#[derive(Debug)]
+pub(super) struct Exchange {
+    pub backend: BackendId,
+    pub req: RequestHead,
+    pub req_body: BodyRelay,
+    /// Bytes of the request head still held in the client buffer, so that a
+    /// bodiless request can be sent again on a fresh connection if a pooled
+    /// one turns out dead. Zero once the response started.
+    pub head_held: usize,
+    pub resp: ResponsePhase,
+    /// Some response byte was queued for the client.
+    pub resp_started: bool,
+    /// This exchange was already retried once.
+    pub retried: bool,
+    /// The whole request was written to the backend, and when.
+    pub sent_at: Option<Tick>,
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub(super) struct ClientConn {
+    pub sock: TcpStream,
+    pub generation: u32,
+    pub peer: SocketAddr,
+    pub rd: Readiness,
+    pub inbuf: Buf,
+    pub outbuf: Buf,
+    pub scan: HeadScan,
+    pub phase: ClientPhase,
+    /// Paired backend connection (slab key), while an exchange runs.
+    pub backend: Option<usize>,
+    pub ex: Option<Exchange>,
+    /// When the first byte of the head being read arrived.
+    pub head_since: Option<Tick>,
+    /// When the connection last became idle between requests.
+    pub idle_since: Tick,
+    /// Last time bytes were written to the client.
+    pub last_out: Tick,
+    pub timer: Armed,
+    pub dirty: bool,
+}
+
+/// State of a backend connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BackendPhase {
+    /// Non-blocking connect in progress.
+    Connecting,
+    /// Established.
+    Ready,
+}
+
+/// A connection to a backend: in use by one client exchange, or idle in
+/// its backend's pool.
+#[derive(Debug)]
+pub(super) struct BackendConn {
+    pub sock: TcpStream,
+    pub generation: u32,
+    pub backend: BackendId,
+    pub rd: Readiness,
+    pub inbuf: Buf,
+    pub outbuf: Buf,
+    pub phase: BackendPhase,
+    /// The client this connection serves; `None` while idle in the pool.
+    pub client: Option<usize>,
+    /// Taken from the pool (it served an earlier request).
+    pub reused: bool,
+    /// Any byte came from the backend during the current exchange.
+    pub got_bytes: bool,
+    /// When the connect started or the connection went idle.
+    pub since: Tick,
+    pub last_in: Tick,
+    pub last_out: Tick,
+    pub timer: Armed,
+}

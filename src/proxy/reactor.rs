@@ -1,0 +1,1384 @@
+//! The event loop: accept, dispatch readiness, drive the connection state
+//! machines, fire timers, close what finished.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::conn::{
+    Armed, BackendConn, BackendPhase, ClientConn, ClientPhase, Exchange, ProxyError, ResponsePhase,
+};
+use super::health::{FailureKind, Health, Transition};
+use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
+use super::probe::{self, Probe, ProbePhase};
+use crate::balance::{self, BackendId, BackendLoad, Strategy};
+use crate::buf::{BUF_SIZE, Buf, LARGE_BUF_SIZE};
+use crate::config::Config;
+use crate::http::body::BodyRelay;
+use crate::http::canned;
+use crate::http::head::{
+    self, ForwardInfo, HeadError, HeadScan, RequestContext, check_partial_request, rewrite_request,
+    rewrite_response,
+};
+use crate::http::{Framing, Method};
+use crate::time::wheel::Wheel;
+use crate::time::{Clock, MonotonicClock, Tick};
+
+/// Token of the client listener.
+const LISTENER: Token = Token(1 << 62);
+/// Timer key bit: the key is a backend index whose probe is due.
+const PROBE_TIMER: u64 = 1 << 63;
+/// Timer key: accepting resumes after a pause (EMFILE).
+const ACCEPT_TIMER: u64 = 1 << 62;
+/// How long accepting pauses when the process is out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a closing client connection is drained before it is closed.
+const LINGER: Duration = Duration::from_secs(2);
+/// Rounds of work one connection gets per turn before others go first.
+const DRIVE_BUDGET: usize = 32;
+/// Idle connections above `pool_size` are kept this long for reuse, so a
+/// burst of concurrent requests does not open and close a connection per
+/// request; below `pool_size` they are kept for `keepalive_timeout`.
+const EXCESS_IDLE: Duration = Duration::from_secs(1);
+/// Idle connections kept per backend at most, whatever the load.
+const MAX_IDLE_PER_BACKEND: usize = 1024;
+/// Readiness events fetched per poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// A failure to start or run the reactor.
+#[derive(Debug)]
+pub enum ReactorError {
+    /// The listener could not be bound.
+    Bind(SocketAddr, io::Error),
+    /// The poller failed.
+    Poll(io::Error),
+}
+
+impl std::fmt::Display for ReactorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReactorError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            ReactorError::Poll(e) => write!(f, "poll failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReactorError {}
+
+/// Everything in the slab. Variants are stored inline: boxing would cost an
+/// allocation per connection to save a few hundred bytes per slot.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Entry {
+    Client(ClientConn),
+    Backend(BackendConn),
+    Probe(Probe),
+}
+
+impl Entry {
+    fn generation(&self) -> u32 {
+        match self {
+            Entry::Client(c) => c.generation,
+            Entry::Backend(b) => b.generation,
+            Entry::Probe(p) => p.generation,
+        }
+    }
+    fn timer_mut(&mut self) -> &mut Armed {
+        match self {
+            Entry::Client(c) => &mut c.timer,
+            Entry::Backend(b) => &mut b.timer,
+            Entry::Probe(p) => &mut p.timer,
+        }
+    }
+}
+
+/// One configured backend.
+#[derive(Debug)]
+struct Backend {
+    addr: SocketAddr,
+    /// `addr` as text, the `Host` of requests that came without one.
+    host: String,
+    health: Health,
+    /// Idle connections, most recently used last.
+    pool: Vec<usize>,
+    in_flight: u32,
+    /// Slab key of the probe in flight, if any.
+    probe: Option<usize>,
+}
+
+/// What one round of work on a client connection ended with.
+#[derive(Debug)]
+enum Step {
+    /// Nothing more can be done until the next event.
+    Idle,
+    /// Something moved; go round again.
+    Progress,
+    /// A complete request head of this length is at the front of the buffer.
+    NewRequest(usize),
+    /// The request head was rejected.
+    Reject(HeadError),
+    /// The exchange failed.
+    Fail(ProxyError),
+    /// The exchange is complete.
+    Done,
+    /// The pooled connection was dead: send the request again.
+    Retry,
+    /// Close the client connection now.
+    Close,
+}
+
+/// What a timer that fired asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    ClientHeader,
+    ClientIdle,
+    ClientSend,
+    ClientLinger,
+    Backend(ProxyError),
+    PoolIdle,
+    Probe(FailureKind),
+}
+
+/// The reactor: owns the poller, the listener, every connection, the timer
+/// wheel and the backends' health.
+pub struct Reactor {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    cfg: Config,
+    clock: MonotonicClock,
+    now: Tick,
+    wheel: Wheel,
+    conns: Slab<Entry>,
+    backends: Vec<Backend>,
+    loads: Vec<BackendLoad>,
+    strategy: Box<dyn Strategy>,
+    /// Client connections with work to do this turn.
+    dirty: Vec<usize>,
+    /// Slab keys to remove at the end of the turn.
+    closing: Vec<usize>,
+    /// Rewritten request head, before a backend connection is chosen.
+    scratch: Buf,
+    next_gen: u32,
+    clients: usize,
+    accept_paused: bool,
+    accept_pending: bool,
+}
+
+impl Reactor {
+    /// Binds the listener and sets up the backends; nothing slow happens
+    /// before the listener accepts.
+    pub fn new(cfg: Config) -> Result<Reactor, ReactorError> {
+        let poll = Poll::new().map_err(ReactorError::Poll)?;
+        let mut listener =
+            TcpListener::bind(cfg.listen).map_err(|e| ReactorError::Bind(cfg.listen, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| ReactorError::Bind(cfg.listen, e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(ReactorError::Poll)?;
+        let clock = MonotonicClock::new();
+        let now = clock.now();
+        let mut wheel = Wheel::new(now);
+        let backends: Vec<Backend> = cfg
+            .servers
+            .iter()
+            .map(|&addr| Backend {
+                addr,
+                host: addr.to_string(),
+                health: Health::new(cfg.max_fails, cfg.fail_window),
+                pool: Vec::with_capacity(cfg.pool_size),
+                in_flight: 0,
+                probe: None,
+            })
+            .collect();
+        for i in 0..backends.len() {
+            wheel.insert(now.after(cfg.health_check_interval), PROBE_TIMER | i as u64);
+        }
+        let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
+        Ok(Reactor {
+            poll,
+            listener,
+            local_addr,
+            loads: vec![BackendLoad::default(); backends.len()],
+            strategy: balance::from_kind(cfg.strategy, seed),
+            backends,
+            cfg,
+            clock,
+            now,
+            wheel,
+            conns: Slab::with_capacity(1024),
+            dirty: Vec::with_capacity(256),
+            closing: Vec::with_capacity(256),
+            scratch: Buf::with_capacity(LARGE_BUF_SIZE),
+            next_gen: 1,
+            clients: 0,
+            accept_paused: false,
+            accept_pending: false,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs the loop forever (until the poller fails).
+    pub fn run(&mut self) -> Result<(), ReactorError> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut expired = Vec::with_capacity(256);
+        loop {
+            self.turn(&mut events, &mut expired)?;
+        }
+    }
+
+    /// One turn of the loop: poll, dispatch, drive, fire timers, close.
+    fn turn(&mut self, events: &mut Events, expired: &mut Vec<u64>) -> Result<(), ReactorError> {
+        let timeout = if self.dirty.is_empty() {
+            self.wheel
+                .next_deadline()
+                .map(|d| self.now.until(d).max(Duration::from_millis(1)))
+        } else {
+            Some(Duration::ZERO)
+        };
+        match self.poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReactorError::Poll(e)),
+        }
+        self.now = self.clock.now();
+        for ev in events.iter() {
+            let token = ev.token();
+            if token == LISTENER {
+                self.accept_pending = true;
+                continue;
+            }
+            let key = token.0 & 0xFFFF_FFFF;
+            let generation = (token.0 >> 32) as u32;
+            let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+            let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+            let Some(entry) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if entry.generation() != generation {
+                continue;
+            }
+            let rd = match entry {
+                Entry::Client(c) => &mut c.rd,
+                Entry::Backend(b) => &mut b.rd,
+                Entry::Probe(p) => &mut p.rd,
+            };
+            rd.readable |= readable;
+            rd.writable |= writable;
+            rd.hup |= ev.is_read_closed() || ev.is_error();
+            match entry {
+                Entry::Client(_) => self.mark_dirty(key),
+                Entry::Backend(b) => match b.client {
+                    Some(ck) => self.mark_dirty(ck),
+                    None => self.drive_idle_backend(key),
+                },
+                Entry::Probe(_) => self.drive_probe(key),
+            }
+        }
+        if self.accept_pending && !self.accept_paused {
+            self.accept();
+        }
+        self.drive_dirty();
+        self.fire_timers(expired);
+        self.drive_dirty();
+        self.reap();
+        Ok(())
+    }
+
+    fn mark_dirty(&mut self, ck: usize) {
+        if let Some(Entry::Client(c)) = self.conns.get_mut(ck)
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(ck);
+        }
+    }
+
+    fn drive_dirty(&mut self) {
+        let mut batch = std::mem::take(&mut self.dirty);
+        for &ck in &batch {
+            if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
+                c.dirty = false;
+                self.drive(ck);
+            }
+        }
+        batch.clear();
+        if self.dirty.is_empty() {
+            self.dirty = batch;
+        }
+    }
+
+    fn token(key: usize, generation: u32) -> Token {
+        Token(key | ((generation as usize) << 32))
+    }
+
+    fn take_gen(&mut self) -> u32 {
+        let g = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        g
+    }
+
+    // ------------------------------------------------------------ accept
+
+    fn accept(&mut self) {
+        while self.clients < self.cfg.max_connections {
+            match self.listener.accept() {
+                Ok((sock, peer)) => self.admit(sock, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_fd_exhaustion(&e) => {
+                    warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused = true;
+                    self.wheel
+                        .insert(self.now.after(ACCEPT_BACKOFF), ACCEPT_TIMER);
+                    return;
+                }
+                Err(e) => debug!("accept: {e}"),
+            }
+        }
+        // At the connection limit: accept again once a client closes (no
+        // new edge will come for connections already queued).
+        self.accept_pending = true;
+    }
+
+    fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr) {
+        let _ = sock.set_nodelay(true);
+        let generation = self.take_gen();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Self::token(key, generation),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("register client {peer}: {e}");
+            return;
+        }
+        entry.insert(Entry::Client(ClientConn {
+            sock,
+            generation,
+            peer,
+            rd: Readiness::default(),
+            inbuf: Buf::with_capacity(BUF_SIZE),
+            outbuf: Buf::with_capacity(BUF_SIZE),
+            scan: HeadScan::default(),
+            phase: ClientPhase::Open,
+            backend: None,
+            ex: None,
+            head_since: None,
+            idle_since: self.now,
+            last_out: self.now,
+            timer: None,
+            dirty: false,
+        }));
+        self.clients += 1;
+        self.rearm(key);
+    }
+
+    // ------------------------------------------------------------ client driving
+
+    /// Runs a client connection (and its backend connection) until nothing
+    /// more can be done, or its budget for this turn is used.
+    fn drive(&mut self, ck: usize) {
+        for _ in 0..DRIVE_BUDGET {
+            let step = self.step(ck);
+            match step {
+                Step::Idle => {
+                    self.rearm(ck);
+                    return;
+                }
+                Step::Progress => {}
+                Step::NewRequest(len) => self.start_exchange(ck, len),
+                Step::Reject(e) => self.reject(ck, e),
+                Step::Fail(e) => self.fail_exchange(ck, e),
+                Step::Done => self.finish_exchange(ck),
+                Step::Retry => self.retry(ck),
+                Step::Close => {
+                    self.close_client(ck);
+                    return;
+                }
+            }
+        }
+        // Budget used while still busy: continue next turn, after others.
+        self.mark_dirty(ck);
+        self.rearm(ck);
+    }
+
+    /// One round of work on a client connection.
+    fn step(&mut self, ck: usize) -> Step {
+        let now = self.now;
+        let bk = match self.conns.get(ck) {
+            Some(Entry::Client(c)) => c.backend,
+            _ => return Step::Idle,
+        };
+        let (c, mut b) = match bk.and_then(|bk| self.conns.get2_mut(ck, bk)) {
+            Some((Entry::Client(c), Entry::Backend(b))) => (c, Some(b)),
+            _ => match self.conns.get_mut(ck) {
+                Some(Entry::Client(c)) => (c, None),
+                _ => return Step::Idle,
+            },
+        };
+        let mut progress = false;
+
+        if let ClientPhase::Lingering(_) = c.phase {
+            return match discard(&mut c.sock, &mut c.rd) {
+                IoOutcome::Ok => Step::Idle,
+                _ => Step::Close,
+            };
+        }
+
+        // 1. Client bytes in.
+        if c.phase == ClientPhase::Open && c.rd.readable && c.inbuf.space() > 0 {
+            let (outcome, n) = read_into(&mut c.sock, &mut c.inbuf, &mut c.rd);
+            progress |= n > 0;
+            if let IoOutcome::Error(_) = outcome {
+                return Step::Close;
+            }
+        }
+
+        // 2. Between exchanges: look for the next request head.
+        if c.ex.is_none() && c.phase == ClientPhase::Open {
+            if !c.inbuf.is_empty() {
+                c.head_since.get_or_insert(now);
+                match c.scan.find_end(c.inbuf.data()) {
+                    Some(len) => return Step::NewRequest(len),
+                    None => {
+                        if let Err(e) = check_partial_request(c.inbuf.data()) {
+                            return Step::Reject(e);
+                        }
+                        if c.inbuf.is_full() {
+                            if c.inbuf.capacity() < LARGE_BUF_SIZE {
+                                c.inbuf.grow_to(LARGE_BUF_SIZE);
+                                return Step::Progress;
+                            }
+                            return Step::Reject(HeadError::HeadersTooLarge);
+                        }
+                    }
+                }
+            }
+            if c.rd.read_eof {
+                // The client is done (a partial head is dropped).
+                c.phase = ClientPhase::Closing;
+                return Step::Progress;
+            }
+        }
+
+        // 3. The exchange: request towards the backend, response back.
+        if let (Some(ex), Some(b)) = (c.ex.as_mut(), b.as_deref_mut()) {
+            if b.phase == BackendPhase::Connecting && (b.rd.writable || b.rd.readable) {
+                match connect_result(&b.sock) {
+                    Ok(true) => {
+                        b.phase = BackendPhase::Ready;
+                        b.last_out = now;
+                        b.last_in = now;
+                        progress = true;
+                    }
+                    Ok(false) => {
+                        b.rd.writable = false;
+                        b.rd.readable = false;
+                    }
+                    Err(_) => return Step::Fail(ProxyError::Connect(FailureKind::ConnectRefused)),
+                }
+            }
+            if ex.head_held == 0 {
+                match ex.req_body.pump(&mut c.inbuf, &mut b.outbuf) {
+                    Ok(p) => progress |= p,
+                    Err(_) => return Step::Fail(ProxyError::BadRequestBody),
+                }
+                if c.rd.read_eof && !ex.req_body.input_done() {
+                    // The client went away in the middle of its body.
+                    return Step::Close;
+                }
+            }
+            if b.phase == BackendPhase::Ready {
+                if b.rd.writable && !b.outbuf.is_empty() {
+                    let (outcome, n) = write_from(&mut b.sock, &mut b.outbuf, &mut b.rd);
+                    if n > 0 {
+                        progress = true;
+                        b.last_out = now;
+                    }
+                    if let IoOutcome::Error(_) = outcome {
+                        return upstream_broken(ex, b);
+                    }
+                }
+                if ex.sent_at.is_none() && ex.req_body.is_done() && b.outbuf.is_empty() {
+                    ex.sent_at = Some(now);
+                }
+                if b.rd.readable && b.inbuf.space() > 0 {
+                    let (outcome, n) = read_into(&mut b.sock, &mut b.inbuf, &mut b.rd);
+                    if n > 0 {
+                        progress = true;
+                        b.got_bytes = true;
+                        b.last_in = now;
+                    }
+                    if let IoOutcome::Error(_) = outcome {
+                        if ex.resp_started || !b.inbuf.is_empty() {
+                            return Step::Fail(ProxyError::UpstreamClosed);
+                        }
+                        return upstream_broken(ex, b);
+                    }
+                }
+            }
+            match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b) {
+                Ok(p) => progress |= p,
+                Err(e) => return Step::Fail(e),
+            }
+            if b.rd.read_eof && !matches!(ex.resp, ResponsePhase::Done(_)) {
+                match &mut ex.resp {
+                    ResponsePhase::Head(_) => {
+                        if !b.got_bytes && !ex.resp_started {
+                            return upstream_broken(ex, b);
+                        }
+                        return Step::Fail(ProxyError::UpstreamClosed);
+                    }
+                    ResponsePhase::Body(_, relay) => {
+                        if relay.on_eof().is_err() {
+                            return Step::Fail(ProxyError::UpstreamClosed);
+                        }
+                        match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b) {
+                            Ok(p) => progress |= p,
+                            Err(e) => return Step::Fail(e),
+                        }
+                    }
+                    ResponsePhase::Done(_) => {}
+                }
+            }
+        }
+
+        // 4. Client bytes out.
+        if c.rd.writable && !c.outbuf.is_empty() {
+            let (outcome, n) = write_from(&mut c.sock, &mut c.outbuf, &mut c.rd);
+            if n > 0 {
+                progress = true;
+                c.last_out = now;
+            }
+            if let IoOutcome::Error(_) = outcome {
+                return Step::Close;
+            }
+        }
+
+        // 5. Transitions.
+        if let Some(ex) = &c.ex
+            && matches!(ex.resp, ResponsePhase::Done(_))
+            && (ex.sent_at.is_some() || !ex.req_body.is_done() || b.is_none())
+        {
+            return Step::Done;
+        }
+        if c.phase == ClientPhase::Closing && c.ex.is_none() && c.outbuf.is_empty() {
+            let _ = c.sock.shutdown(Shutdown::Write);
+            if c.rd.read_eof {
+                return Step::Close;
+            }
+            c.phase = ClientPhase::Lingering(now.after(LINGER));
+            return Step::Progress;
+        }
+        if progress { Step::Progress } else { Step::Idle }
+    }
+
+    // ------------------------------------------------------------ exchanges
+
+    fn start_exchange(&mut self, ck: usize, len: usize) {
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        c.scan.reset();
+        c.head_since = None;
+        let picked = self.pick(None);
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        let mut ip_text = IpText::default();
+        let default_host = picked.map_or("", |b| self.backends[b].host.as_str());
+        let info = ForwardInfo {
+            client_ip: ip_text.format(c.peer),
+            default_host,
+        };
+        self.scratch.clear();
+        let req = match rewrite_request(&c.inbuf.data()[..len], &info, &mut self.scratch) {
+            Ok(req) => req,
+            Err(e) => return self.reject(ck, e),
+        };
+        let Some(backend) = picked else {
+            // Answer without a backend; the body (if any) is never read.
+            let keep = req.keep_alive && req.framing == Framing::None;
+            c.inbuf.consume(len);
+            queue_error(c, 502, keep);
+            warn!("request refused: {}", ProxyError::NoBackend.describe());
+            return;
+        };
+        let bk = match self.acquire(backend, ck, true) {
+            Ok(bk) => bk,
+            Err(kind) => {
+                self.record_failure(backend, kind);
+                let keep = req.keep_alive && req.framing == Framing::None;
+                if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
+                    c.inbuf.consume(len);
+                    queue_error(c, 502, keep);
+                }
+                return;
+            }
+        };
+        let Some((Entry::Client(c), Entry::Backend(b))) = self.conns.get2_mut(ck, bk) else {
+            return;
+        };
+        if !b.outbuf.reserve_contiguous(self.scratch.len()) {
+            b.outbuf.grow_to(self.scratch.len());
+        }
+        b.outbuf.put(self.scratch.data());
+        let head_held = if req.framing == Framing::None { len } else { 0 };
+        if head_held == 0 {
+            c.inbuf.consume(len);
+        }
+        c.backend = Some(bk);
+        c.ex = Some(Exchange {
+            backend,
+            req,
+            req_body: BodyRelay::new(req.framing, req_out_coding(req.framing)),
+            head_held,
+            resp: ResponsePhase::Head(HeadScan::default()),
+            resp_started: false,
+            retried: false,
+            sent_at: None,
+        });
+        self.backends[backend].in_flight += 1;
+    }
+
+    /// A backend connection for `backend`, from its pool if `pooled`, else
+    /// a fresh one, bound to client `ck`.
+    fn acquire(
+        &mut self,
+        backend: BackendId,
+        ck: usize,
+        pooled: bool,
+    ) -> Result<usize, FailureKind> {
+        while pooled && let Some(bk) = self.backends[backend].pool.pop() {
+            if let Some(Entry::Backend(b)) = self.conns.get_mut(bk)
+                && b.generation != 0
+                && b.backend == backend
+                && !b.rd.read_eof
+                && b.client.is_none()
+            {
+                b.client = Some(ck);
+                b.reused = true;
+                b.got_bytes = false;
+                b.last_in = self.now;
+                b.last_out = self.now;
+                return Ok(bk);
+            }
+        }
+        let addr = self.backends[backend].addr;
+        let mut sock = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("backend {addr}: connect: {e}");
+                return Err(FailureKind::ConnectRefused);
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let generation = self.take_gen();
+        let entry = self.conns.vacant_entry();
+        let bk = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut sock,
+            Self::token(bk, generation),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("backend {addr}: register: {e}");
+            return Err(FailureKind::ConnectRefused);
+        }
+        entry.insert(Entry::Backend(BackendConn {
+            sock,
+            generation,
+            backend,
+            rd: Readiness::default(),
+            inbuf: Buf::with_capacity(BUF_SIZE),
+            outbuf: Buf::with_capacity(BUF_SIZE),
+            phase: BackendPhase::Connecting,
+            client: Some(ck),
+            reused: false,
+            got_bytes: false,
+            since: self.now,
+            last_in: self.now,
+            last_out: self.now,
+            timer: None,
+        }));
+        Ok(bk)
+    }
+
+    /// Picks a backend in rotation, re-evaluating health at the current time.
+    fn pick(&mut self, avoid: Option<BackendId>) -> Option<BackendId> {
+        for (i, b) in self.backends.iter_mut().enumerate() {
+            if let Some(t) = b.health.update(self.now) {
+                log_transition(b, t, self.now);
+            }
+            self.loads[i] = BackendLoad {
+                in_rotation: b.health.in_rotation(),
+                in_flight: b.in_flight,
+            };
+        }
+        self.strategy.pick(&self.loads, avoid)
+    }
+
+    fn record_failure(&mut self, backend: BackendId, kind: FailureKind) {
+        let b = &mut self.backends[backend];
+        warn!("backend {}: {}", b.addr, kind.describe());
+        b.health.record_failure(self.now, kind);
+        if let Some(t) = b.health.update(self.now) {
+            log_transition(b, t, self.now);
+        }
+    }
+
+    /// Ends the exchange of `ck`, releasing its backend connection.
+    fn finish_exchange(&mut self, ck: usize) {
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        let Some(ex) = c.ex.take() else { return };
+        let bk = c.backend.take();
+        if ex.head_held > 0 {
+            c.inbuf.consume(ex.head_held);
+        }
+        let head = match ex.resp {
+            ResponsePhase::Done(h) => h,
+            _ => unreachable!("finish_exchange before the response is done"),
+        };
+        let body_done = ex.req_body.is_done();
+        if !(head.client_keep_alive && body_done) {
+            c.phase = ClientPhase::Closing;
+        }
+        c.idle_since = self.now;
+        self.backends[ex.backend].in_flight -= 1;
+        if let Some(bk) = bk {
+            let reuse = head.backend_reusable && body_done;
+            self.release_backend(bk, reuse);
+        }
+    }
+
+    /// Returns a backend connection to its pool if it can carry another
+    /// request (idle connections beyond `pool_size` only linger for
+    /// [`EXCESS_IDLE`]); closes it otherwise.
+    fn release_backend(&mut self, bk: usize, reusable: bool) {
+        let Some(Entry::Backend(b)) = self.conns.get_mut(bk) else {
+            return;
+        };
+        b.client = None;
+        let pool = &mut self.backends[b.backend].pool;
+        let clean = b.phase == BackendPhase::Ready
+            && b.inbuf.is_empty()
+            && b.outbuf.is_empty()
+            && !b.rd.read_eof
+            && !b.rd.hup;
+        if reusable && clean && pool.len() < MAX_IDLE_PER_BACKEND {
+            b.since = self.now;
+            pool.push(bk);
+            self.rearm(bk);
+        } else {
+            self.close_entry(bk);
+        }
+    }
+
+    /// Sends an error for a failed exchange (or closes the client if the
+    /// response had started) and drops the backend connection.
+    fn fail_exchange(&mut self, ck: usize, err: ProxyError) {
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        let Some(ex) = c.ex.take() else { return };
+        let bk = c.backend.take();
+        let addr = self.backends[ex.backend].addr;
+        if ex.resp_started {
+            c.phase = ClientPhase::Closing;
+        } else {
+            if ex.head_held > 0 {
+                c.inbuf.consume(ex.head_held);
+            }
+            let keep =
+                ex.req.keep_alive && ex.req_body.input_done() && err != ProxyError::BadRequestBody;
+            queue_error(c, err.status(), keep);
+        }
+        c.idle_since = self.now;
+        self.backends[ex.backend].in_flight -= 1;
+        if let Some(bk) = bk {
+            self.close_entry(bk);
+        }
+        match err {
+            ProxyError::Connect(kind) => self.record_failure(ex.backend, kind),
+            ProxyError::BadRequestBody => debug!("client: {}", err.describe()),
+            _ => warn!("backend {addr}: {}", err.describe()),
+        }
+    }
+
+    /// The pooled connection died before answering: send the request again
+    /// on a fresh connection to the same backend.
+    fn retry(&mut self, ck: usize) {
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        let (Some(ex), Some(old)) = (c.ex.as_mut(), c.backend.take()) else {
+            return;
+        };
+        ex.retried = true;
+        ex.sent_at = None;
+        let backend = ex.backend;
+        let len = ex.head_held;
+        self.close_entry(old);
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        let mut ip_text = IpText::default();
+        let info = ForwardInfo {
+            client_ip: ip_text.format(c.peer),
+            default_host: &self.backends[backend].host,
+        };
+        self.scratch.clear();
+        if rewrite_request(&c.inbuf.data()[..len], &info, &mut self.scratch).is_err() {
+            return self.fail_exchange(ck, ProxyError::UpstreamClosed);
+        }
+        match self.acquire(backend, ck, false) {
+            Ok(bk) => {
+                let Some((Entry::Client(c), Entry::Backend(b))) = self.conns.get2_mut(ck, bk)
+                else {
+                    return;
+                };
+                b.outbuf.put(self.scratch.data());
+                c.backend = Some(bk);
+            }
+            Err(kind) => self.fail_exchange(ck, ProxyError::Connect(kind)),
+        }
+    }
+
+    /// Answers a rejected request head and closes after it.
+    fn reject(&mut self, ck: usize, e: HeadError) {
+        if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
+            debug!("client {}: rejected request: {e:?}", c.peer);
+            c.inbuf.clear();
+            queue_error(c, e.status(), false);
+        }
+    }
+
+    // ------------------------------------------------------------ idle backends
+
+    /// An event on a pooled connection: the backend closed it, or sent
+    /// bytes nobody asked for. Either way it cannot be reused.
+    fn drive_idle_backend(&mut self, bk: usize) {
+        let Some(Entry::Backend(b)) = self.conns.get_mut(bk) else {
+            return;
+        };
+        if b.client.is_some() {
+            return;
+        }
+        let (outcome, n) = read_into(&mut b.sock, &mut b.inbuf, &mut b.rd);
+        if outcome != IoOutcome::Ok || n > 0 || b.rd.hup {
+            let backend = b.backend;
+            self.backends[backend].pool.retain(|&k| k != bk);
+            self.close_entry(bk);
+        }
+    }
+
+    // ------------------------------------------------------------ probes
+
+    fn start_probe(&mut self, backend: BackendId) {
+        if self.backends[backend].probe.is_some() {
+            return;
+        }
+        let addr = self.backends[backend].addr;
+        let mut sock = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(_) => return self.probe_result(backend, Err(FailureKind::ConnectRefused)),
+        };
+        let generation = self.take_gen();
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut sock,
+                Self::token(key, generation),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            return self.probe_result(backend, Err(FailureKind::ConnectRefused));
+        }
+        entry.insert(Entry::Probe(Probe {
+            sock,
+            generation,
+            backend,
+            rd: Readiness::default(),
+            phase: ProbePhase::Connecting,
+            out: probe::request(&self.cfg.health_check_path, addr),
+            input: Buf::with_capacity(1024),
+            since: self.now,
+            timer: None,
+        }));
+        self.backends[backend].probe = Some(key);
+        self.rearm(key);
+    }
+
+    fn drive_probe(&mut self, key: usize) {
+        let now = self.now;
+        let Some(Entry::Probe(p)) = self.conns.get_mut(key) else {
+            return;
+        };
+        let result = loop {
+            match p.phase {
+                ProbePhase::Connecting => match connect_result(&p.sock) {
+                    Ok(true) => {
+                        p.phase = ProbePhase::Sending;
+                        p.since = now;
+                    }
+                    Ok(false) => {
+                        p.rd.readable = false;
+                        p.rd.writable = false;
+                        break None;
+                    }
+                    Err(_) => break Some(Err(FailureKind::ConnectRefused)),
+                },
+                ProbePhase::Sending => {
+                    let (outcome, _) = write_from(&mut p.sock, &mut p.out, &mut p.rd);
+                    if outcome != IoOutcome::Ok {
+                        break Some(Err(FailureKind::Reset));
+                    }
+                    if !p.out.is_empty() {
+                        break None;
+                    }
+                    p.phase = ProbePhase::Receiving;
+                    p.since = now;
+                }
+                ProbePhase::Receiving => {
+                    let (outcome, _) = read_into(&mut p.sock, &mut p.input, &mut p.rd);
+                    if let IoOutcome::Error(_) = outcome {
+                        break Some(Err(FailureKind::Reset));
+                    }
+                    break probe::verdict(p.input.data(), p.rd.read_eof);
+                }
+            }
+        };
+        match result {
+            Some(r) => {
+                let backend = p.backend;
+                self.close_entry(key);
+                self.backends[backend].probe = None;
+                self.probe_result(backend, r);
+            }
+            None => self.rearm(key),
+        }
+    }
+
+    fn probe_result(&mut self, backend: BackendId, r: Result<(), FailureKind>) {
+        let b = &mut self.backends[backend];
+        if let Err(kind) = r {
+            debug!(
+                "backend {}: health check failed: {}",
+                b.addr,
+                kind.describe()
+            );
+        }
+        b.health.record_probe(self.now, r);
+        if let Some(t) = b.health.update(self.now) {
+            log_transition(b, t, self.now);
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// When the entry at `key` next needs attention, and why.
+    fn deadline(&self, key: usize) -> Option<(Tick, Due)> {
+        let cfg = &self.cfg;
+        match self.conns.get(key)? {
+            Entry::Client(c) => match c.phase {
+                ClientPhase::Lingering(until) => Some((until, Due::ClientLinger)),
+                _ if !c.outbuf.is_empty() => {
+                    Some((c.last_out.after(cfg.keepalive_timeout), Due::ClientSend))
+                }
+                _ if c.ex.is_some() => None,
+                _ => match c.head_since {
+                    Some(t) => Some((t.after(cfg.client_header_timeout), Due::ClientHeader)),
+                    None => Some((c.idle_since.after(cfg.keepalive_timeout), Due::ClientIdle)),
+                },
+            },
+            Entry::Backend(b) => {
+                let Some(ck) = b.client else {
+                    let excess = self.backends[b.backend].pool.len() > cfg.pool_size;
+                    let keep = if excess {
+                        EXCESS_IDLE
+                    } else {
+                        cfg.keepalive_timeout
+                    };
+                    return Some((b.since.after(keep), Due::PoolIdle));
+                };
+                if b.phase == BackendPhase::Connecting {
+                    let e = ProxyError::Connect(FailureKind::ConnectTimeout);
+                    return Some((b.since.after(cfg.connection_timeout), Due::Backend(e)));
+                }
+                if !b.outbuf.is_empty() {
+                    return Some((
+                        b.last_out.after(cfg.write_timeout),
+                        Due::Backend(ProxyError::WriteTimeout),
+                    ));
+                }
+                let Some(Entry::Client(c)) = self.conns.get(ck) else {
+                    return None;
+                };
+                let ex = c.ex.as_ref()?;
+                let sent = ex.sent_at?;
+                if matches!(ex.resp, ResponsePhase::Done(_)) || c.outbuf.is_full() {
+                    return None;
+                }
+                let from = sent.max(b.last_in);
+                Some((
+                    from.after(cfg.read_timeout),
+                    Due::Backend(ProxyError::ReadTimeout),
+                ))
+            }
+            Entry::Probe(p) => {
+                let (t, kind) = match p.phase {
+                    ProbePhase::Connecting => (cfg.connection_timeout, FailureKind::ConnectTimeout),
+                    ProbePhase::Sending => (cfg.write_timeout, FailureKind::WriteTimeout),
+                    ProbePhase::Receiving => (cfg.read_timeout, FailureKind::ReadTimeout),
+                };
+                Some((p.since.after(t), Due::Probe(kind)))
+            }
+        }
+    }
+
+    /// Makes sure the wheel holds an entry no later than the entry's
+    /// deadline. A later deadline keeps the earlier wheel entry, which
+    /// re-arms when it fires (no cancel/insert churn on progress).
+    fn rearm(&mut self, key: usize) {
+        let deadline = self.deadline(key).map(|(t, _)| t);
+        // A client's backend has deadlines of its own.
+        let backend_key = match self.conns.get(key) {
+            Some(Entry::Client(c)) => c.backend,
+            _ => None,
+        };
+        self.arm(key, deadline);
+        if let Some(bk) = backend_key {
+            let d = self.deadline(bk).map(|(t, _)| t);
+            self.arm(bk, d);
+        }
+    }
+
+    fn arm(&mut self, key: usize, deadline: Option<Tick>) {
+        let Some(deadline) = deadline else { return };
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let generation = entry.generation();
+        let timer = entry.timer_mut();
+        match *timer {
+            Some((at, _)) if at <= deadline => {}
+            Some((_, id)) => {
+                self.wheel.cancel(id);
+                let id = self
+                    .wheel
+                    .insert(deadline, key as u64 | (u64::from(generation) << 32));
+                *timer = Some((deadline, id));
+            }
+            None => {
+                let id = self
+                    .wheel
+                    .insert(deadline, key as u64 | (u64::from(generation) << 32));
+                *timer = Some((deadline, id));
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, expired: &mut Vec<u64>) {
+        expired.clear();
+        self.wheel.expire(self.now, expired);
+        for &k in expired.iter() {
+            if k & PROBE_TIMER != 0 {
+                let backend = (k & !PROBE_TIMER) as usize;
+                self.wheel
+                    .insert(self.now.after(self.cfg.health_check_interval), k);
+                self.start_probe(backend);
+                continue;
+            }
+            if k == ACCEPT_TIMER {
+                self.accept_paused = false;
+                self.accept();
+                continue;
+            }
+            let key = (k & 0xFFFF_FFFF) as usize;
+            let generation = (k >> 32) as u32;
+            match self.conns.get_mut(key) {
+                Some(e) if e.generation() == generation => *e.timer_mut() = None,
+                _ => continue,
+            }
+            match self.deadline(key) {
+                Some((t, due)) if t <= self.now => self.on_due(key, due),
+                Some((t, _)) => self.arm(key, Some(t)),
+                None => {}
+            }
+        }
+    }
+
+    fn on_due(&mut self, key: usize, due: Due) {
+        match due {
+            Due::ClientHeader => {
+                if let Some(Entry::Client(c)) = self.conns.get_mut(key) {
+                    debug!("client {}: header timeout", c.peer);
+                    c.inbuf.clear();
+                    queue_error(c, 408, false);
+                    self.drive(key);
+                }
+            }
+            Due::ClientIdle | Due::ClientSend | Due::ClientLinger => self.close_client(key),
+            Due::PoolIdle => {
+                if let Some(Entry::Backend(b)) = self.conns.get(key) {
+                    let backend = b.backend;
+                    self.backends[backend].pool.retain(|&k| k != key);
+                    self.close_entry(key);
+                }
+            }
+            Due::Backend(err) => {
+                if let Some(Entry::Backend(b)) = self.conns.get(key)
+                    && let Some(ck) = b.client
+                {
+                    self.fail_exchange(ck, err);
+                    self.drive(ck);
+                }
+            }
+            Due::Probe(kind) => {
+                if let Some(Entry::Probe(p)) = self.conns.get(key) {
+                    let backend = p.backend;
+                    self.close_entry(key);
+                    self.backends[backend].probe = None;
+                    self.probe_result(backend, Err(kind));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ closing
+
+    fn close_client(&mut self, ck: usize) {
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        let ex = c.ex.take();
+        let bk = c.backend.take();
+        if let Some(ex) = ex {
+            self.backends[ex.backend].in_flight -= 1;
+        }
+        if let Some(bk) = bk {
+            self.close_entry(bk);
+        }
+        self.close_entry(ck);
+    }
+
+    /// Deregisters now; the slab entry (and socket) goes at the end of the
+    /// turn, so later events in this batch cannot hit a reused key.
+    fn close_entry(&mut self, key: usize) {
+        let Some(entry) = self.conns.get_mut(key) else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let _ = match entry {
+            Entry::Client(c) => {
+                if c.generation == 0 {
+                    return;
+                }
+                c.generation = 0;
+                registry.deregister(&mut c.sock)
+            }
+            Entry::Backend(b) => {
+                if b.generation == 0 {
+                    return;
+                }
+                b.generation = 0;
+                b.client = None;
+                registry.deregister(&mut b.sock)
+            }
+            Entry::Probe(p) => {
+                if p.generation == 0 {
+                    return;
+                }
+                p.generation = 0;
+                registry.deregister(&mut p.sock)
+            }
+        };
+        if let Some((_, id)) = entry.timer_mut().take() {
+            self.wheel.cancel(id);
+        }
+        self.closing.push(key);
+    }
+
+    fn reap(&mut self) {
+        for key in self.closing.drain(..) {
+            if let Entry::Client(_) = self.conns.remove(key) {
+                self.clients -= 1;
+            }
+        }
+        if self.accept_pending && !self.accept_paused && self.clients < self.cfg.max_connections {
+            self.accept();
+        }
+    }
+}
+
+/// Request bodies are forwarded in the framing they came in.
+fn req_out_coding(framing: Framing) -> head::OutCoding {
+    match framing {
+        Framing::Chunked => head::OutCoding::Chunked,
+        _ => head::OutCoding::Identity,
+    }
+}
+
+/// Parses response heads and relays response bodies from the backend's
+/// buffer into the client's.
+fn relay_response(
+    client_in: &mut Buf,
+    client_out: &mut Buf,
+    ex: &mut Exchange,
+    b: &mut BackendConn,
+) -> Result<bool, ProxyError> {
+    let mut progress = false;
+    loop {
+        match &mut ex.resp {
+            ResponsePhase::Head(scan) => {
+                let Some(len) = scan.find_end(b.inbuf.data()) else {
+                    if b.inbuf.is_full() {
+                        if b.inbuf.capacity() < LARGE_BUF_SIZE {
+                            b.inbuf.grow_to(LARGE_BUF_SIZE);
+                            return Ok(true);
+                        }
+                        return Err(ProxyError::BadResponse);
+                    }
+                    return Ok(progress);
+                };
+                let ctx = RequestContext {
+                    head_request: ex.req.method == Method::Head,
+                    client_version: ex.req.version,
+                    client_keep_alive: ex.req.keep_alive,
+                };
+                let before = client_out.len();
+                let head = rewrite_response(&b.inbuf.data()[..len], &ctx, client_out)
+                    .map_err(|_| ProxyError::BadResponse)?;
+                b.inbuf.consume(len);
+                progress = true;
+                ex.resp_started |= client_out.len() > before;
+                if ex.head_held > 0 {
+                    client_in.consume(ex.head_held);
+                    ex.head_held = 0;
+                }
+                if (100..200).contains(&head.status) {
+                    ex.resp = ResponsePhase::Head(HeadScan::default());
+                    continue;
+                }
+                ex.resp_started = true;
+                let relay = BodyRelay::new(head.framing, head.out);
+                ex.resp = if relay.is_done() {
+                    ResponsePhase::Done(head)
+                } else {
+                    ResponsePhase::Body(head, relay)
+                };
+            }
+            ResponsePhase::Body(head, relay) => {
+                let p = relay
+                    .pump(&mut b.inbuf, client_out)
+                    .map_err(|_| ProxyError::BadResponse)?;
+                progress |= p;
+                if relay.is_done() {
+                    ex.resp = ResponsePhase::Done(*head);
+                }
+                return Ok(progress);
+            }
+            ResponsePhase::Done(_) => return Ok(progress),
+        }
+    }
+}
+
+/// The backend connection broke before any response byte. A pooled
+/// connection that the backend had closed gets one retry for a bodiless
+/// idempotent request; anything else is a 502.
+fn upstream_broken(ex: &Exchange, b: &BackendConn) -> Step {
+    if b.reused && !ex.retried && ex.head_held > 0 && !b.got_bytes && ex.req.method.is_idempotent()
+    {
+        Step::Retry
+    } else {
+        Step::Fail(ProxyError::UpstreamClosed)
+    }
+}
+
+/// Queues an error response for the client; without keep-alive the
+/// connection closes after it.
+fn queue_error(c: &mut ClientConn, status: u16, keep_alive: bool) {
+    let (close, keep) = canned::response(status);
+    let bytes = if keep_alive { keep } else { close };
+    if c.outbuf.space() < bytes.len() {
+        c.outbuf.grow_to(c.outbuf.len() + bytes.len());
+    }
+    c.outbuf.put(bytes);
+    if !keep_alive {
+        c.phase = ClientPhase::Closing;
+    }
+}
+
+/// The outcome of a non-blocking connect: `Ok(true)` established,
+/// `Ok(false)` still in progress.
+fn connect_result(sock: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = sock.take_error()? {
+        return Err(e);
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc_emfile) if libc_emfile == 24 || libc_emfile == 23)
+}
+
+fn log_transition(b: &Backend, t: Transition, now: Tick) {
+    match t {
+        Transition::Out => {
+            let last = b.health.last_failure().map_or("unknown", |k| k.describe());
+            warn!(
+                "backend {} out of rotation: {} failures in {}s (last: {last})",
+                b.addr,
+                b.health.failures_in_window(now),
+                b.health.window().as_secs()
+            );
+        }
+        Transition::In => info!("backend {} back in rotation", b.addr),
+    }
+}
+
+/// A client address formatted without allocating.
+struct IpText {
+    buf: [u8; 64],
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText { buf: [0; 64] }
+    }
+}
+
+impl IpText {
+    fn format(&mut self, addr: SocketAddr) -> &str {
+        use std::io::Write;
+        let mut cursor = io::Cursor::new(&mut self.buf[..]);
+        let _ = write!(cursor, "{}", addr.ip());
+        let n = cursor.position() as usize;
+        std::str::from_utf8(&self.buf[..n]).unwrap_or("")
+    }
+}
