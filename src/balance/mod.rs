@@ -46,6 +46,8 @@ pub fn from_kind(kind: StrategyKind, seed: u64) -> Box<dyn Strategy> {
         StrategyKind::RoundRobin => Box::new(RoundRobin::new()),
         StrategyKind::LeastConnections => Box::new(LeastConnections::new()),
         StrategyKind::Random => Box::new(Random::new(seed)),
+        // replaced by the balance module's own strategies
+        StrategyKind::PowerOfTwoChoices | StrategyKind::LatencyAware => Box::new(Random::new(seed)),
     }
 }
 

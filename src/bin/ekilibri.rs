@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use ekilibri::config::{self, Config};
+use ekilibri::config::{self, Config, Server};
 use ekilibri::proxy::Reactor;
 
 /// Command-line arguments.
@@ -68,7 +68,17 @@ fn main() -> ExitCode {
         }
     };
     let addr = reactor.local_addr();
-    log::info!("listening on {addr}, strategy {strategy:?}, backends {servers:?}");
+    let backends: Vec<String> = servers
+        .iter()
+        .map(|s| match s.weight {
+            1 => s.addr.to_string(),
+            w => format!("{} (weight {w})", s.addr),
+        })
+        .collect();
+    log::info!(
+        "listening on {addr}, strategy {strategy:?}, backends [{}]",
+        backends.join(", ")
+    );
     if args.demo {
         println!(
             "ekilibri demo: balancing over {} demo backends.",
@@ -105,7 +115,8 @@ fn demo_config(file: &Path) -> Result<Config, config::ConfigError> {
     for i in 1..=3 {
         let io_err = |e: std::io::Error| config::ConfigError::io(Path::new("(demo backend)"), &e);
         let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err)?;
-        servers.push(listener.local_addr().map_err(io_err)?);
+        let addr = listener.local_addr().map_err(io_err)?;
+        servers.push(Server { addr, weight: 1 });
         ekilibri::origin::spawn(listener, format!("demo-{i}")).map_err(io_err)?;
     }
     cfg.servers = servers;

@@ -2,7 +2,8 @@
 //!
 //! `load` reads the file, `raw` mirrors the TOML 1:1 (serde, unknown keys
 //! rejected), and validation turns it into [`Config`], where every duration is
-//! a `Duration`, every address a `SocketAddr` and the strategy an enum.
+//! a `Duration`, every backend a [`Server`] with a resolved `SocketAddr` and
+//! the strategy an enum.
 //!
 //! The keys, their units and defaults are documented in
 //! `docs/configuration.md` and in the example `ekilibri.toml`. Every failure
@@ -29,14 +30,27 @@ pub enum StrategyKind {
     LeastConnections,
     /// A uniformly random backend in rotation.
     Random,
+    /// Two random backends in rotation; the one with fewer in-flight requests wins.
+    PowerOfTwoChoices,
+    /// Power of two choices by peak-EWMA response time × (in-flight + 1).
+    LatencyAware,
+}
+
+/// One backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Server {
+    /// Address (resolved at load).
+    pub addr: SocketAddr,
+    /// Relative share of requests (1..=1000).
+    pub weight: u32,
 }
 
 /// The validated configuration. After [`load`] no code sees a default, a
 /// string strategy or a number with unclear units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Backend addresses, in configured order (non-empty).
-    pub servers: Vec<SocketAddr>,
+    /// Backends, in configured order (non-empty).
+    pub servers: Vec<Server>,
     /// Balancing strategy.
     pub strategy: StrategyKind,
     /// Failures within `fail_window` that take a backend out of rotation.
@@ -63,6 +77,18 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Maximum simultaneous client connections.
     pub max_connections: usize,
+    /// How many times a request that provably never reached a backend may
+    /// be retried, each time on a different backend (0..=10; 0 disables).
+    pub retries: u32,
+    /// Retries may be at most this percentage of the requests over the last
+    /// 10 seconds (0..=100), on top of `retry_budget_min_per_sec`.
+    pub retry_budget_percent: u32,
+    /// Retries allowed per second regardless of the request count
+    /// (0..=1000): the floor of the retry budget.
+    pub retry_budget_min_per_sec: u32,
+    /// Time over which a backend returning to rotation ramps its share of
+    /// requests up linearly; zero disables slow start.
+    pub slow_start: Duration,
 }
 
 /// Reads, parses and validates the configuration file at `path`.

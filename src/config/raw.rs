@@ -17,8 +17,8 @@ use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use toml::de::DeTable;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use toml::de::{DeTable, DeValue};
 
 use super::error::Position;
 use super::{Config, ConfigError};
@@ -41,6 +41,10 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "client_header_timeout",
     "keepalive_timeout",
     "max_connections",
+    "retries",
+    "retry_budget_percent",
+    "retry_budget_min_per_sec",
+    "slow_start",
 ];
 
 /// The file exactly as written: every key optional, integers still signed
@@ -62,6 +66,10 @@ pub(super) struct RawConfig {
     pub client_header_timeout: Option<Int>,
     pub keepalive_timeout: Option<Int>,
     pub max_connections: Option<Int>,
+    pub retries: Option<Int>,
+    pub retry_budget_percent: Option<Int>,
+    pub retry_budget_min_per_sec: Option<Int>,
+    pub slow_start: Option<Int>,
 }
 
 /// A TOML integer, kept signed and wide so that negative and huge values
@@ -103,9 +111,76 @@ impl<'de> Deserialize<'de> for Int {
     }
 }
 
-/// The `servers` array: backend addresses as written (`"host:port"`).
+/// The `servers` array, entries as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct ServerList(pub Vec<String>);
+pub(super) struct ServerList(pub Vec<RawServer>);
+
+/// One `servers` entry: `"host:port"`, or an inline table
+/// `{ address = "host:port", weight = N }`. The string form has no weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RawServer {
+    pub address: String,
+    pub weight: Option<Int>,
+}
+
+impl RawServer {
+    /// An entry written as a plain `"host:port"` string.
+    #[cfg(test)]
+    pub fn addr(address: &str) -> Self {
+        RawServer {
+            address: address.to_owned(),
+            weight: None,
+        }
+    }
+}
+
+/// The table form of a `servers` entry; unknown keys are rejected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerTable {
+    address: String,
+    weight: Option<Int>,
+}
+
+impl<'de> Deserialize<'de> for RawServer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ServerVisitor;
+
+        impl<'de> Visitor<'de> for ServerVisitor {
+            type Value = RawServer;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a string \"host:port\" or a table { address = \"host:port\", weight = N }",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawServer, E> {
+                Ok(RawServer {
+                    address: v.to_owned(),
+                    weight: None,
+                })
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RawServer, E> {
+                Ok(RawServer {
+                    address: v,
+                    weight: None,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawServer, A::Error> {
+                let t = ServerTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawServer {
+                    address: t.address,
+                    weight: t.weight,
+                })
+            }
+        }
+
+        d.deserialize_any(ServerVisitor)
+    }
+}
 
 impl<'de> Deserialize<'de> for ServerList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -115,12 +190,12 @@ impl<'de> Deserialize<'de> for ServerList {
             type Value = ServerList;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of \"host:port\" strings")
+                f.write_str("an array of \"host:port\" strings or { address, weight } tables")
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ServerList, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(s) = seq.next_element::<String>()? {
+                while let Some(s) = seq.next_element::<RawServer>()? {
                     out.push(s);
                 }
                 Ok(ServerList(out))
@@ -143,10 +218,13 @@ pub(super) fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigErro
     let spans: Vec<KeySpans> = doc
         .get_ref()
         .iter()
-        .map(|(k, v)| KeySpans {
-            name: k.get_ref().to_string(),
-            key: k.span(),
-            value: v.span(),
+        .map(|(k, v)| {
+            let mut ranges = vec![k.span()];
+            collect_spans(v, &mut ranges);
+            KeySpans {
+                name: k.get_ref().to_string(),
+                ranges,
+            }
         })
         .collect();
     RawConfig::deserialize(toml::de::Deserializer::from(doc))
@@ -156,8 +234,25 @@ pub(super) fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigErro
 /// Where one top-level key and its value sit in the text.
 struct KeySpans {
     name: String,
-    key: std::ops::Range<usize>,
-    value: std::ops::Range<usize>,
+    /// The key, its value and every key and value nested in it. A value
+    /// written as `[[servers]]` sections is spread over the file, so one
+    /// range is not enough.
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+/// Pushes the span of `v` and of every key and value nested in it.
+fn collect_spans(v: &toml::Spanned<DeValue<'_>>, out: &mut Vec<std::ops::Range<usize>>) {
+    out.push(v.span());
+    match v.get_ref() {
+        DeValue::Array(items) => items.iter().for_each(|item| collect_spans(item, out)),
+        DeValue::Table(table) => {
+            for (k, item) in table {
+                out.push(k.span());
+                collect_spans(item, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A TOML syntax error: position from the error's span, message as one line.
@@ -172,7 +267,7 @@ fn data_error(path: &Path, text: &str, spans: &[KeySpans], e: &toml::de::Error) 
     let key = e.span().and_then(|span| {
         spans
             .iter()
-            .find(|k| k.key.contains(&span.start) || k.value.contains(&span.start))
+            .find(|k| k.ranges.iter().any(|r| r.contains(&span.start)))
     });
     match key {
         Some(k) if !KNOWN_KEYS.contains(&k.name.as_str()) => ConfigError::key(
@@ -226,7 +321,10 @@ mod tests {
         let r = raw("servers = [\"a:1\", \"b:2\"]\nmax_fails = -3\nstrategy = \"x\"").unwrap();
         assert_eq!(
             r.servers,
-            Some(ServerList(vec!["a:1".into(), "b:2".into()]))
+            Some(ServerList(vec![
+                RawServer::addr("a:1"),
+                RawServer::addr("b:2")
+            ]))
         );
         assert_eq!(r.max_fails, Some(Int(-3)));
         assert_eq!(r.strategy.as_deref(), Some("x"));

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::KNOWN_KEYS;
-use super::{Config, ConfigError, Position, StrategyKind, load, parse};
+use super::{Config, ConfigError, Position, Server, StrategyKind, load, parse};
 
 const SERVERS: &str = "servers = [\"127.0.0.1:8081\", \"127.0.0.1:8082\", \"127.0.0.1:8083\"]\n";
 
@@ -39,7 +39,19 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-fn defaults(servers: Vec<SocketAddr>) -> Config {
+/// A backend with weight 1, as the string form gives.
+fn srv(s: &str) -> Server {
+    weighted(s, 1)
+}
+
+fn weighted(s: &str, weight: u32) -> Server {
+    Server {
+        addr: addr(s),
+        weight,
+    }
+}
+
+fn defaults(servers: Vec<Server>) -> Config {
     Config {
         servers,
         strategy: StrategyKind::RoundRobin,
@@ -55,14 +67,18 @@ fn defaults(servers: Vec<SocketAddr>) -> Config {
         client_header_timeout: ms(10_000),
         keepalive_timeout: ms(60_000),
         max_connections: 10_000,
+        retries: 2,
+        retry_budget_percent: 20,
+        retry_budget_min_per_sec: 3,
+        slow_start: Duration::ZERO,
     }
 }
 
-fn three_servers() -> Vec<SocketAddr> {
+fn three_servers() -> Vec<Server> {
     vec![
-        addr("127.0.0.1:8081"),
-        addr("127.0.0.1:8082"),
-        addr("127.0.0.1:8083"),
+        srv("127.0.0.1:8081"),
+        srv("127.0.0.1:8082"),
+        srv("127.0.0.1:8083"),
     ]
 }
 
@@ -103,7 +119,7 @@ pool_size = 10
 #[test]
 fn every_key_set() {
     let text = r#"
-servers = ["10.0.0.1:80", "[::1]:9000"]
+servers = ["10.0.0.1:80", { address = "[::1]:9000", weight = 5 }]
 strategy = "Random"
 max_fails = 3
 fail_window = 30
@@ -117,9 +133,13 @@ health_check_interval = 100
 client_header_timeout = 5000
 keepalive_timeout = 15000
 max_connections = 512
+retries = 0
+retry_budget_percent = 50
+retry_budget_min_per_sec = 10
+slow_start = 30
 "#;
     let expected = Config {
-        servers: vec![addr("10.0.0.1:80"), addr("[::1]:9000")],
+        servers: vec![srv("10.0.0.1:80"), weighted("[::1]:9000", 5)],
         strategy: StrategyKind::Random,
         max_fails: 3,
         fail_window: Duration::from_secs(30),
@@ -133,6 +153,10 @@ max_connections = 512
         client_header_timeout: ms(5000),
         keepalive_timeout: ms(15000),
         max_connections: 512,
+        retries: 0,
+        retry_budget_percent: 50,
+        retry_budget_min_per_sec: 10,
+        slow_start: Duration::from_secs(30),
     };
     assert_eq!(ok(text), expected);
 }
@@ -143,6 +167,8 @@ fn every_strategy_name() {
         ("RoundRobin", StrategyKind::RoundRobin),
         ("LeastConnections", StrategyKind::LeastConnections),
         ("Random", StrategyKind::Random),
+        ("PowerOfTwoChoices", StrategyKind::PowerOfTwoChoices),
+        ("LatencyAware", StrategyKind::LatencyAware),
     ] {
         let c = ok(&format!("{SERVERS}strategy = \"{name}\""));
         assert_eq!(c.strategy, kind);
@@ -153,8 +179,9 @@ fn every_strategy_name() {
 fn localhost_resolves() {
     let c = ok("servers = [\"localhost:8081\"]");
     assert_eq!(c.servers.len(), 1);
-    assert!(c.servers[0].ip().is_loopback(), "{:?}", c.servers);
-    assert_eq!(c.servers[0].port(), 8081);
+    assert!(c.servers[0].addr.ip().is_loopback(), "{:?}", c.servers);
+    assert_eq!(c.servers[0].addr.port(), 8081);
+    assert_eq!(c.servers[0].weight, 1);
 }
 
 #[test]
@@ -189,7 +216,193 @@ fn comments_and_key_order_do_not_matter() {
     let text = "# comment\npool_size = 2 # trailing\n\nservers = [\n  \"127.0.0.1:1\", # one\n]\n";
     let c = ok(text);
     assert_eq!(c.pool_size, 2);
-    assert_eq!(c.servers, vec![addr("127.0.0.1:1")]);
+    assert_eq!(c.servers, vec![srv("127.0.0.1:1")]);
+}
+
+// ---- servers and weights ------------------------------------------------------
+
+#[test]
+fn weighted_servers_table_form() {
+    let c = ok(r#"servers = [
+    { address = "127.0.0.1:8081", weight = 3 },
+    { address = "127.0.0.1:8082", weight = 1000 },
+    { address = "127.0.0.1:8083" },
+    { weight = 2, address = "localhost:8084" },
+]"#);
+    assert_eq!(
+        c.servers[..3],
+        [
+            weighted("127.0.0.1:8081", 3),
+            weighted("127.0.0.1:8082", 1000),
+            srv("127.0.0.1:8083"),
+        ]
+    );
+    assert!(c.servers[3].addr.ip().is_loopback(), "{:?}", c.servers);
+    assert_eq!(c.servers[3].weight, 2);
+}
+
+#[test]
+fn mixed_server_forms_keep_their_order() {
+    let c = ok(
+        r#"servers = ["127.0.0.1:8081", { address = "127.0.0.1:8082", weight = 7 }, "127.0.0.1:8083"]"#,
+    );
+    assert_eq!(
+        c.servers,
+        vec![
+            srv("127.0.0.1:8081"),
+            weighted("127.0.0.1:8082", 7),
+            srv("127.0.0.1:8083"),
+        ]
+    );
+}
+
+#[test]
+fn servers_as_array_of_tables() {
+    let text = "[[servers]]\naddress = \"127.0.0.1:8081\"\nweight = 4\n\n[[servers]]\naddress = \"127.0.0.1:8082\"\n";
+    let c = ok(&format!("pool_size = 2\n{text}"));
+    assert_eq!(
+        c.servers,
+        vec![weighted("127.0.0.1:8081", 4), srv("127.0.0.1:8082")]
+    );
+    // Errors inside a later section still name `servers`.
+    let m = key_err(&format!("{text}port = 1\n"), "servers");
+    assert!(m.contains("unknown field `port`"), "{m}");
+}
+
+#[test]
+fn weight_out_of_range() {
+    for (bad, got) in [
+        ("0", "0"),
+        ("1001", "1001"),
+        ("-1", "-1"),
+        ("0x7fffffffffffffff", "9223372036854775807"),
+    ] {
+        let m = key_err(
+            &format!(
+                "servers = [\"127.0.0.1:8081\", {{ address = \"127.0.0.1:8082\", weight = {bad} }}]"
+            ),
+            "servers",
+        );
+        assert!(
+            m.ends_with(&format!(
+                "weight of \"127.0.0.1:8082\" must be an integer from 1 to 1000, got {got}"
+            )),
+            "{m}"
+        );
+    }
+    // The bounds are inclusive.
+    let c = ok(
+        "servers = [{ address = \"127.0.0.1:1\", weight = 1 }, { address = \"127.0.0.1:2\", weight = 1000 }]",
+    );
+    assert_eq!(c.servers[0].weight, 1);
+    assert_eq!(c.servers[1].weight, 1000);
+}
+
+#[test]
+fn weight_not_an_integer() {
+    for bad in ["1.5", "\"2\"", "true", "[1]"] {
+        let m = key_err(
+            &format!("servers = [{{ address = \"127.0.0.1:8081\", weight = {bad} }}]"),
+            "servers",
+        );
+        assert!(m.contains("expected an integer"), "{m}");
+    }
+}
+
+#[test]
+fn unknown_key_in_server_table() {
+    let m = key_err(
+        "servers = [{ address = \"127.0.0.1:8081\", port = 2 }]",
+        "servers",
+    );
+    assert!(m.contains("unknown field `port`"), "{m}");
+    assert!(
+        m.contains("`address` or `weight`"),
+        "lists accepted keys: {m}"
+    );
+    // Also when nested or misspelt.
+    let m = key_err(
+        "servers = [{ address = \"127.0.0.1:8081\", weigth = 2 }]",
+        "servers",
+    );
+    assert!(m.contains("`weigth`"), "{m}");
+    key_err(
+        "servers = [{ address = \"127.0.0.1:8081\", x = { y = 1 } }]",
+        "servers",
+    );
+}
+
+#[test]
+fn server_table_needs_an_address_string() {
+    let m = key_err("servers = [{ weight = 2 }]", "servers");
+    assert!(m.contains("missing field `address`"), "{m}");
+    key_err("servers = [{}]", "servers");
+    let m = key_err("servers = [{ address = 8081 }]", "servers");
+    assert!(m.contains("expected a string"), "{m}");
+    let m = key_err(
+        "servers = [{ address = \"127.0.0.1\", weight = 2 }]",
+        "servers",
+    );
+    assert!(m.contains("invalid address \"127.0.0.1\""), "{m}");
+}
+
+// ---- retries and slow start ---------------------------------------------------
+
+#[test]
+fn retry_and_slow_start_defaults() {
+    let c = ok(SERVERS);
+    assert_eq!(c.retries, 2);
+    assert_eq!(c.retry_budget_percent, 20);
+    assert_eq!(c.retry_budget_min_per_sec, 3);
+    assert_eq!(c.slow_start, Duration::ZERO);
+}
+
+#[test]
+fn retry_and_slow_start_accept_zero_and_their_maximum() {
+    let c = ok(&format!(
+        "{SERVERS}retries = 0\nretry_budget_percent = 0\nretry_budget_min_per_sec = 0\nslow_start = 0"
+    ));
+    assert_eq!(
+        (
+            c.retries,
+            c.retry_budget_percent,
+            c.retry_budget_min_per_sec,
+            c.slow_start
+        ),
+        (0, 0, 0, Duration::ZERO)
+    );
+    let c = ok(&format!(
+        "{SERVERS}retries = 10\nretry_budget_percent = 100\nretry_budget_min_per_sec = 1000\nslow_start = 3600"
+    ));
+    assert_eq!(
+        (
+            c.retries,
+            c.retry_budget_percent,
+            c.retry_budget_min_per_sec,
+            c.slow_start
+        ),
+        (10, 100, 1000, Duration::from_secs(3600))
+    );
+}
+
+#[test]
+fn retry_and_slow_start_range_errors() {
+    for (key, max, unit) in [
+        ("retries", 10, ""),
+        ("retry_budget_percent", 100, " (percent)"),
+        ("retry_budget_min_per_sec", 1000, " (retries per second)"),
+        ("slow_start", 3600, " (seconds)"),
+    ] {
+        for bad in [-1, max + 1] {
+            let m = key_err(&format!("{SERVERS}{key} = {bad}"), key);
+            assert!(
+                m.ends_with(&format!(
+                    "must be an integer from 0 to {max}{unit}, got {bad}"
+                )),
+                "{m}"
+            );
+        }
+    }
 }
 
 // ---- errors: servers --------------------------------------------------------
@@ -245,7 +458,12 @@ fn pool_size_zero() {
 fn unknown_strategy_lists_accepted_values() {
     let m = key_err(&format!("{SERVERS}strategy = \"Fastest\""), "strategy");
     assert!(m.contains("\"Fastest\""), "{m}");
-    assert!(m.contains("RoundRobin, LeastConnections, Random"), "{m}");
+    assert!(
+        m.ends_with(
+            "accepted values: RoundRobin, LeastConnections, Random, PowerOfTwoChoices, LatencyAware"
+        ),
+        "{m}"
+    );
     // Names are case-sensitive, as in the original ekilibri.
     key_err(&format!("{SERVERS}strategy = \"roundrobin\""), "strategy");
 }
@@ -280,9 +498,28 @@ fn wrong_type_for_string_keys() {
 
 #[test]
 fn zero_and_negative_integers() {
-    for key in KNOWN_KEYS.iter().filter(|k| is_int_key(k)) {
+    for key in KNOWN_KEYS
+        .iter()
+        .filter(|k| is_int_key(k) && !zero_allowed(k))
+    {
         for bad in [
             "0",
+            "-1",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "99999999999999999999",
+        ] {
+            let m = key_err(&format!("{SERVERS}{key} = {bad}"), key);
+            assert!(m.ends_with(&format!("got {bad}")), "{m}");
+        }
+    }
+}
+
+#[test]
+fn negative_and_huge_integers_where_zero_is_allowed() {
+    for key in KNOWN_KEYS.iter().filter(|k| zero_allowed(k)) {
+        ok(&format!("{SERVERS}{key} = 0"));
+        for bad in [
             "-1",
             "-9223372036854775808",
             "9223372036854775807",
@@ -311,9 +548,14 @@ fn values_above_the_maximum() {
         ("fail_window", 86_400),
         ("connection_timeout", 86_400_000),
         ("keepalive_timeout", 86_400_000),
+        ("retries", 10),
+        ("retry_budget_percent", 100),
+        ("retry_budget_min_per_sec", 1000),
+        ("slow_start", 3600),
     ] {
         let m = key_err(&format!("{SERVERS}{key} = {}", max + 1), key);
-        assert!(m.contains(&format!("from 1 to {max}")), "{m}");
+        let min = if zero_allowed(key) { 0 } else { 1 };
+        assert!(m.contains(&format!("from {min} to {max}")), "{m}");
     }
 }
 
@@ -433,14 +675,56 @@ fn docs_cover_every_key_and_example_loads() {
             "docs/configuration.md has no table row for `{key}`"
         );
     }
-    let block = DOCS
+    let blocks: Vec<&str> = DOCS
         .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty(), "docs contain a ```toml example");
+    for block in &blocks {
+        ok(block);
+    }
+    // The complete example sets every key.
+    let example = DOCS
+        .split("## Example\n")
         .nth(1)
+        .and_then(|rest| rest.split("```toml\n").nth(1))
         .and_then(|rest| rest.split("```").next())
-        .expect("docs contain a ```toml example");
-    ok(block);
+        .expect("docs have an ## Example section with a ```toml block");
+    for key in KNOWN_KEYS {
+        assert!(
+            example.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "the complete example in docs/configuration.md does not set `{key}`"
+        );
+    }
+    for section in ["## Servers and weights", "## Retries", "## Slow start"] {
+        assert!(DOCS.contains(section), "docs lack {section:?}");
+    }
+}
+
+#[test]
+fn root_example_weighted_servers_comment_loads() {
+    // The commented `servers = [...]` example in ekilibri.toml, uncommented.
+    let start = EXAMPLE
+        .find("# servers = [")
+        .expect("ekilibri.toml shows a weighted servers example");
+    let block: String = EXAMPLE[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.trim_start_matches('#')))
+        .collect();
+    let c = ok(&block);
+    assert!(c.servers.iter().any(|s| s.weight > 1), "{:?}", c.servers);
 }
 
 fn is_int_key(key: &str) -> bool {
     !matches!(key, "servers" | "strategy" | "health_check_path" | "listen")
+}
+
+/// Integer keys whose range starts at 0 rather than 1.
+fn zero_allowed(key: &str) -> bool {
+    matches!(
+        key,
+        "retries" | "retry_budget_percent" | "retry_budget_min_per_sec" | "slow_start"
+    )
 }

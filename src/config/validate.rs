@@ -5,8 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-use super::raw::{Int, RawConfig, ServerList};
-use super::{Config, ConfigError, StrategyKind};
+use super::raw::{Int, RawConfig, RawServer, ServerList};
+use super::{Config, ConfigError, Server, StrategyKind};
 
 /// Default `strategy`.
 const DEFAULT_STRATEGY: StrategyKind = StrategyKind::RoundRobin;
@@ -30,6 +30,16 @@ const DEFAULT_CLIENT_HEADER_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_KEEPALIVE_TIMEOUT_MS: u64 = 60_000;
 /// Default `max_connections`.
 const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+/// Default weight of a `servers` entry.
+const DEFAULT_WEIGHT: u64 = 1;
+/// Default `retries`.
+const DEFAULT_RETRIES: u64 = 2;
+/// Default `retry_budget_percent`.
+const DEFAULT_RETRY_BUDGET_PERCENT: u64 = 20;
+/// Default `retry_budget_min_per_sec`.
+const DEFAULT_RETRY_BUDGET_MIN_PER_SEC: u64 = 3;
+/// Default `slow_start`, in seconds (off).
+const DEFAULT_SLOW_START_S: u64 = 0;
 
 /// Upper bound for millisecond durations: 24 hours. Keeps `Instant`
 /// arithmetic far from overflow.
@@ -38,30 +48,35 @@ const MAX_MS: u64 = 86_400_000;
 const MAX_SECS: u64 = 86_400;
 /// Upper bound for counts (`max_fails`, `pool_size`, `max_connections`).
 const MAX_COUNT: u64 = 1_000_000;
+/// Upper bound for the weight of a `servers` entry.
+const MAX_WEIGHT: u64 = 1000;
+/// Upper bound for `retries`.
+const MAX_RETRIES: u64 = 10;
+/// Upper bound for `retry_budget_min_per_sec`.
+const MAX_RETRY_BUDGET_MIN_PER_SEC: u64 = 1000;
+/// Upper bound for `slow_start`: one hour, in seconds.
+const MAX_SLOW_START_S: u64 = 3600;
 
 /// Accepted `strategy` values, in documentation order.
 const STRATEGIES: &[(&str, StrategyKind)] = &[
     ("RoundRobin", StrategyKind::RoundRobin),
     ("LeastConnections", StrategyKind::LeastConnections),
     ("Random", StrategyKind::Random),
+    ("PowerOfTwoChoices", StrategyKind::PowerOfTwoChoices),
+    ("LatencyAware", StrategyKind::LatencyAware),
 ];
 
 /// Validates `raw`; `path` is only used in error messages.
 pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| ConfigError::key(path, key, reason);
 
-    // Every integer key: 1..=max, in `unit` (for the message only).
+    // Every integer key: min..=max, in `unit` (for the message only).
+    let ranged = |key: &str, value: Option<Int>, default: u64, (min, max), unit: &str| {
+        in_range(value, default, min, max, unit).map_err(|r| err(key, r))
+    };
+    // Most integer keys: 1..=max.
     let int = |key: &str, value: Option<Int>, default: u64, max: u64, unit: &str| {
-        let v = value.map_or(i128::from(default), |Int(v)| v);
-        if (1..=i128::from(max)).contains(&v) {
-            // In 1..=max, so it fits in a u64.
-            Ok(v as u64)
-        } else {
-            Err(err(
-                key,
-                format!("must be an integer from 1 to {max}{unit}, got {v}"),
-            ))
-        }
+        ranged(key, value, default, (1, max), unit)
     };
     let count =
         |key: &str, value: Option<Int>, default: u64| int(key, value, default, MAX_COUNT, "");
@@ -110,9 +125,37 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         raw.max_connections,
         DEFAULT_MAX_CONNECTIONS,
     )?;
+    let retries = ranged(
+        "retries",
+        raw.retries,
+        DEFAULT_RETRIES,
+        (0, MAX_RETRIES),
+        "",
+    )?;
+    let retry_budget_percent = ranged(
+        "retry_budget_percent",
+        raw.retry_budget_percent,
+        DEFAULT_RETRY_BUDGET_PERCENT,
+        (0, 100),
+        " (percent)",
+    )?;
+    let retry_budget_min_per_sec = ranged(
+        "retry_budget_min_per_sec",
+        raw.retry_budget_min_per_sec,
+        DEFAULT_RETRY_BUDGET_MIN_PER_SEC,
+        (0, MAX_RETRY_BUDGET_MIN_PER_SEC),
+        " (retries per second)",
+    )?;
+    let slow_start = ranged(
+        "slow_start",
+        raw.slow_start,
+        DEFAULT_SLOW_START_S,
+        (0, MAX_SLOW_START_S),
+        " (seconds)",
+    )?;
 
     // The `as` casts below are lossless: counts were checked to lie in
-    // 1..=MAX_COUNT, far inside u32 and usize.
+    // 0..=MAX_COUNT, far inside u32 and usize.
     Ok(Config {
         servers,
         strategy,
@@ -128,11 +171,36 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         client_header_timeout,
         keepalive_timeout,
         max_connections: max_connections as usize,
+        retries: retries as u32,
+        retry_budget_percent: retry_budget_percent as u32,
+        retry_budget_min_per_sec: retry_budget_min_per_sec as u32,
+        slow_start: Duration::from_secs(slow_start),
     })
 }
 
-/// Resolves every `"host:port"` entry, keeping its first address.
-fn servers(list: Option<ServerList>) -> Result<Vec<SocketAddr>, String> {
+/// `value` (or `default` when absent) if it lies in `min..=max`, else the
+/// reason; `unit` is only used in the message.
+fn in_range(
+    value: Option<Int>,
+    default: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<u64, String> {
+    let v = value.map_or(i128::from(default), |Int(v)| v);
+    if (i128::from(min)..=i128::from(max)).contains(&v) {
+        // In min..=max, so it fits in a u64.
+        Ok(v as u64)
+    } else {
+        Err(format!(
+            "must be an integer from {min} to {max}{unit}, got {v}"
+        ))
+    }
+}
+
+/// Resolves every entry's `"host:port"`, keeping its first address, and
+/// checks its weight.
+fn servers(list: Option<ServerList>) -> Result<Vec<Server>, String> {
     let Some(ServerList(list)) = list else {
         return Err(
             "required key is missing; list the backends, e.g. servers = [\"127.0.0.1:8081\"]"
@@ -142,20 +210,30 @@ fn servers(list: Option<ServerList>) -> Result<Vec<SocketAddr>, String> {
     if list.is_empty() {
         return Err("must list at least one backend \"host:port\" address".into());
     }
-    list.iter()
-        .map(|entry| {
-            let mut addrs = entry.to_socket_addrs().map_err(|e| {
-                if e.kind() == std::io::ErrorKind::InvalidInput {
-                    format!("invalid address {entry:?}: {e}; expected \"host:port\", e.g. \"127.0.0.1:8081\"")
-                } else {
-                    format!("cannot resolve {entry:?}: {e}")
-                }
-            })?;
-            addrs
-                .next()
-                .ok_or_else(|| format!("cannot resolve {entry:?}: no addresses found"))
-        })
-        .collect()
+    list.into_iter().map(server).collect()
+}
+
+fn server(entry: RawServer) -> Result<Server, String> {
+    let RawServer { address, weight } = entry;
+    let weight = in_range(weight, DEFAULT_WEIGHT, 1, MAX_WEIGHT, "")
+        .map_err(|r| format!("weight of {address:?} {r}"))?;
+    let mut addrs = address.to_socket_addrs().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            format!(
+                "invalid address {address:?}: {e}; expected \"host:port\", e.g. \"127.0.0.1:8081\""
+            )
+        } else {
+            format!("cannot resolve {address:?}: {e}")
+        }
+    })?;
+    let addr = addrs
+        .next()
+        .ok_or_else(|| format!("cannot resolve {address:?}: no addresses found"))?;
+    // In 1..=MAX_WEIGHT, so the cast is lossless.
+    Ok(Server {
+        addr,
+        weight: weight as u32,
+    })
 }
 
 fn strategy(name: Option<&str>) -> Result<StrategyKind, String> {

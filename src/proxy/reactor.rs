@@ -101,6 +101,9 @@ impl Entry {
 #[derive(Debug)]
 struct Backend {
     addr: SocketAddr,
+    /// Relative share of requests, from the configuration (1..=1000).
+    #[allow(dead_code)] // read by the weighted balancing strategies
+    weight: u32,
     /// `addr` as text, the `Host` of requests that came without one.
     host: String,
     health: Health,
@@ -189,9 +192,10 @@ impl Reactor {
         let backends: Vec<Backend> = cfg
             .servers
             .iter()
-            .map(|&addr| Backend {
-                addr,
-                host: addr.to_string(),
+            .map(|s| Backend {
+                addr: s.addr,
+                weight: s.weight,
+                host: s.addr.to_string(),
                 health: Health::new(cfg.max_fails, cfg.fail_window),
                 pool: Vec::with_capacity(cfg.pool_size),
                 in_flight: 0,
