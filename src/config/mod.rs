@@ -29,6 +29,10 @@ pub enum StrategyKind {
     LeastConnections,
     /// A uniformly random backend in rotation.
     Random,
+    /// Two random backends in rotation; the one with fewer in-flight requests wins.
+    PowerOfTwoChoices,
+    /// Power of two choices by peak-EWMA response time × (in-flight + 1).
+    LatencyAware,
 }
 
 /// The validated configuration. After [`load`] no code sees a default, a
