@@ -211,7 +211,7 @@ impl Reactor {
             listener,
             local_addr,
             loads: vec![BackendLoad::default(); backends.len()],
-            strategy: balance::from_kind(cfg.strategy, seed),
+            strategy: balance::from_kind(cfg.strategy, seed, backends.len()),
             backends,
             cfg,
             clock,
@@ -732,9 +732,10 @@ impl Reactor {
             self.loads[i] = BackendLoad {
                 in_rotation: b.health.in_rotation(),
                 in_flight: b.in_flight,
+                weight: 1,
             };
         }
-        self.strategy.pick(&self.loads, avoid)
+        self.strategy.pick(&self.loads, avoid, self.now)
     }
 
     fn record_failure(&mut self, backend: BackendId, kind: FailureKind) {
