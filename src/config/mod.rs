@@ -89,6 +89,9 @@ pub struct Config {
     /// Time over which a backend returning to rotation ramps its share of
     /// requests up linearly; zero disables slow start.
     pub slow_start: Duration,
+    /// Add `X-Forwarded-Proto` and `Forwarded` (RFC 7239) to requests
+    /// (`X-Forwarded-For` and `Via` are always added).
+    pub forwarded_headers: bool,
 }
 
 /// Reads, parses and validates the configuration file at `path`.

@@ -45,6 +45,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "retry_budget_percent",
     "retry_budget_min_per_sec",
     "slow_start",
+    "forwarded_headers",
 ];
 
 /// The file exactly as written: every key optional, integers still signed
@@ -70,6 +71,7 @@ pub(super) struct RawConfig {
     pub retry_budget_percent: Option<Int>,
     pub retry_budget_min_per_sec: Option<Int>,
     pub slow_start: Option<Int>,
+    pub forwarded_headers: Option<bool>,
 }
 
 /// A TOML integer, kept signed and wide so that negative and huge values

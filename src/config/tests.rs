@@ -71,6 +71,7 @@ fn defaults(servers: Vec<Server>) -> Config {
         retry_budget_percent: 20,
         retry_budget_min_per_sec: 3,
         slow_start: Duration::ZERO,
+        forwarded_headers: true,
     }
 }
 
@@ -137,6 +138,7 @@ retries = 0
 retry_budget_percent = 50
 retry_budget_min_per_sec = 10
 slow_start = 30
+forwarded_headers = false
 "#;
     let expected = Config {
         servers: vec![srv("10.0.0.1:80"), weighted("[::1]:9000", 5)],
@@ -157,6 +159,7 @@ slow_start = 30
         retry_budget_percent: 50,
         retry_budget_min_per_sec: 10,
         slow_start: Duration::from_secs(30),
+        forwarded_headers: false,
     };
     assert_eq!(ok(text), expected);
 }
@@ -718,7 +721,10 @@ fn root_example_weighted_servers_comment_loads() {
 }
 
 fn is_int_key(key: &str) -> bool {
-    !matches!(key, "servers" | "strategy" | "health_check_path" | "listen")
+    !matches!(
+        key,
+        "servers" | "strategy" | "health_check_path" | "listen" | "forwarded_headers"
+    )
 }
 
 /// Integer keys whose range starts at 0 rather than 1.

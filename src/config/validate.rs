@@ -175,6 +175,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         retry_budget_percent: retry_budget_percent as u32,
         retry_budget_min_per_sec: retry_budget_min_per_sec as u32,
         slow_start: Duration::from_secs(slow_start),
+        forwarded_headers: raw.forwarded_headers.unwrap_or(true),
     })
 }
 

@@ -60,6 +60,9 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// `Expect: 100-continue` was present.
     pub expect_continue: bool,
+    /// The client asked to switch protocols (`Upgrade` named in
+    /// `Connection`); the offer is forwarded so the backend may accept it.
+    pub upgrade: bool,
     /// Bytes of the head in the input, final CRLF included.
     pub len: usize,
 }
@@ -169,6 +172,10 @@ struct FieldFacts<'a> {
     n_tokens: usize,
     host_count: usize,
     expect_continue: bool,
+    /// `Connection` lists `upgrade`.
+    connection_upgrade: bool,
+    /// The `Upgrade` field's value.
+    upgrade: Option<&'a [u8]>,
 }
 
 impl<'a> FieldFacts<'a> {
@@ -197,6 +204,8 @@ impl<'a> FieldFacts<'a> {
                         f.close = true;
                     } else if tok.eq_ignore_ascii_case(b"keep-alive") {
                         f.keep_alive = true;
+                    } else if tok.eq_ignore_ascii_case(b"upgrade") {
+                        f.connection_upgrade = true;
                     } else if f.n_tokens < MAX_CONNECTION_TOKENS {
                         f.connection_tokens[f.n_tokens] = tok;
                         f.n_tokens += 1;
@@ -206,6 +215,11 @@ impl<'a> FieldFacts<'a> {
                 }
             } else if name.eq_ignore_ascii_case(b"host") {
                 f.host_count += 1;
+            } else if name.eq_ignore_ascii_case(b"upgrade") {
+                if f.upgrade.is_some() {
+                    return Err(HeadError::Malformed("repeated Upgrade"));
+                }
+                f.upgrade = Some(h.value);
             } else if name.eq_ignore_ascii_case(b"expect")
                 && trim(h.value).eq_ignore_ascii_case(b"100-continue")
             {
@@ -322,7 +336,12 @@ pub struct ForwardInfo<'a> {
     /// `Host` for requests that came without one (HTTP/1.0): the backend's
     /// address, as nginx does by default.
     pub default_host: &'a str,
+    /// Add `X-Forwarded-Proto` and `Forwarded` (RFC 7239).
+    pub forwarded: bool,
 }
+
+/// The `Via` entry ekilibri adds in both directions (RFC 9110 §7.6.3).
+pub const VIA: &[u8] = b"1.1 ekilibri";
 
 /// Parses the complete request head at the start of `input` (its length as
 /// found by [`HeadScan::find_end`]) and writes the rewritten head, for the
@@ -411,41 +430,57 @@ pub fn rewrite_request(
     } else if facts.host_count == 0 {
         write_field(out, b"Host", info.default_host.as_bytes());
     }
-    let mut xff_written = false;
+    let upgrade = facts.connection_upgrade && facts.upgrade.is_some() && framing == Framing::None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if facts.is_hop_by_hop(name) || (authority.is_some() && name.eq_ignore_ascii_case(b"host"))
+        if facts.is_hop_by_hop(name)
+            || (authority.is_some() && name.eq_ignore_ascii_case(b"host"))
+            || name.eq_ignore_ascii_case(b"x-forwarded-for")
+            || (info.forwarded
+                && (name.eq_ignore_ascii_case(b"forwarded")
+                    || name.eq_ignore_ascii_case(b"x-forwarded-proto")))
         {
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"x-forwarded-for") && !xff_written {
-            // Fold every X-Forwarded-For into one, with the client appended.
-            out.put(b"X-Forwarded-For: ");
-            let mut first = true;
-            for x in req
-                .headers
-                .iter()
-                .filter(|x| x.name.eq_ignore_ascii_case("x-forwarded-for"))
-            {
-                if !first {
-                    out.put(b", ");
-                }
-                out.put(trim(x.value));
-                first = false;
-            }
-            out.put(b", ");
-            out.put(info.client_ip.as_bytes());
-            out.put(b"\r\n");
-            xff_written = true;
-            continue;
-        }
-        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             continue;
         }
         write_field(out, name, h.value);
     }
-    if !xff_written {
-        write_field(out, b"X-Forwarded-For", info.client_ip.as_bytes());
+    // X-Forwarded-For: every earlier hop, folded into one field, then the client.
+    out.put(b"X-Forwarded-For: ");
+    for x in req
+        .headers
+        .iter()
+        .filter(|x| x.name.eq_ignore_ascii_case("x-forwarded-for"))
+    {
+        out.put(trim(x.value));
+        out.put(b", ");
+    }
+    out.put(info.client_ip.as_bytes());
+    out.put(b"\r\n");
+    if info.forwarded {
+        out.put(b"X-Forwarded-Proto: http\r\n");
+        out.put(b"Forwarded: ");
+        for x in req
+            .headers
+            .iter()
+            .filter(|x| x.name.eq_ignore_ascii_case("forwarded"))
+        {
+            out.put(trim(x.value));
+            out.put(b", ");
+        }
+        out.put(b"for=");
+        if info.client_ip.contains(':') {
+            out.put(b"\"[");
+            out.put(info.client_ip.as_bytes());
+            out.put(b"]\"");
+        } else {
+            out.put(info.client_ip.as_bytes());
+        }
+        out.put(b";proto=http\r\n");
+    }
+    write_field(out, b"Via", VIA);
+    if upgrade {
+        write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
+        out.put(b"Connection: upgrade\r\n");
     }
     match framing {
         Framing::Length(n) => {
@@ -465,6 +500,7 @@ pub fn rewrite_request(
         framing,
         keep_alive,
         expect_continue: facts.expect_continue,
+        upgrade,
         len,
     })
 }
@@ -486,6 +522,8 @@ pub struct RequestContext {
     pub client_version: Version,
     /// The client asked to keep the connection open.
     pub client_keep_alive: bool,
+    /// The request offered a protocol upgrade.
+    pub upgrade: bool,
 }
 
 /// Parses the complete response head at the start of `input` and writes the
@@ -517,14 +555,16 @@ pub fn rewrite_response(
     } else {
         Version::Http10
     };
-    let interim = (100..200).contains(&status);
-    if status == 101 {
-        // Upgrade is not negotiated through the proxy: the Upgrade field is
-        // never forwarded, so a 101 is a broken backend.
+    let interim = (100..200).contains(&status) && status != 101;
+    let switching = status == 101;
+    if switching
+        && !(ctx.upgrade && ctx.client_version == Version::Http11 && facts.upgrade.is_some())
+    {
+        // Only an upgrade the client offered may be accepted.
         return Err(HeadError::Malformed("unexpected 101"));
     }
 
-    let framing = if interim || ctx.head_request || status == 204 || status == 304 {
+    let framing = if interim || switching || ctx.head_request || status == 204 || status == 304 {
         Framing::None
     } else if facts.transfer_encoding.is_some() {
         if facts.te_chunked()? {
@@ -538,6 +578,7 @@ pub fn rewrite_response(
         Framing::UntilClose
     };
     let backend_reusable = !interim
+        && !switching
         && framing != Framing::UntilClose
         && !facts.close
         && (backend_version == Version::Http11 || facts.keep_alive);
@@ -573,7 +614,7 @@ pub fn rewrite_response(
     out.put(b" ");
     out.put(reason.as_bytes());
     out.put(b"\r\n");
-    let keep_framing_fields = framing == Framing::None && !interim;
+    let keep_framing_fields = framing == Framing::None && !interim && !switching;
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let framing_field = name.eq_ignore_ascii_case(b"content-length")
@@ -601,7 +642,11 @@ pub fn rewrite_response(
         }
         _ => {}
     }
-    if !interim {
+    write_field(out, b"Via", VIA);
+    if switching {
+        write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
+        out.put(b"Connection: upgrade\r\n");
+    } else if !interim {
         if !client_keep_alive {
             out.put(b"Connection: close\r\n");
         } else if !client_11 {

@@ -83,6 +83,14 @@ pub(super) enum ResponsePhase {
     Body(ResponseHead, BodyRelay),
     /// The whole response is queued for the client.
     Done(ResponseHead),
+    /// After a `101 Switching Protocols`: a two-way byte tunnel. Each flag
+    /// says that direction has ended (EOF read and everything forwarded).
+    Tunnel {
+        /// Client to backend ended.
+        up_done: bool,
+        /// Backend to client ended.
+        down_done: bool,
+    },
 }
 
 /// One request/response in flight between a client and a backend.
@@ -98,10 +106,47 @@ pub(super) struct Exchange {
     pub resp: ResponsePhase,
     /// Some response byte was queued for the client.
     pub resp_started: bool,
-    /// This exchange was already retried once.
-    pub retried: bool,
+    /// Backends tried so far, the current one last.
+    pub tried: Tried,
+    /// When the exchange started (for the response time).
+    pub started_at: Tick,
+    /// The response time was reported to the strategy.
+    pub observed: bool,
     /// The whole request was written to the backend, and when.
     pub sent_at: Option<Tick>,
+}
+
+/// The backends an exchange was sent to, so a retry never goes to the same
+/// backend twice. Fixed capacity: one first try plus at most ten retries.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Tried {
+    ids: [u16; 11],
+    len: u8,
+}
+
+impl Tried {
+    /// Number of tries so far.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Records a try of `backend`.
+    pub fn push(&mut self, backend: BackendId) {
+        if usize::from(self.len) < self.ids.len() {
+            self.ids[usize::from(self.len)] = backend as u16;
+            self.len += 1;
+        }
+    }
+
+    /// The backend tried last (the first one if none was recorded).
+    pub fn last(&self) -> BackendId {
+        usize::from(self.ids[usize::from(self.len.max(1)) - 1])
+    }
+
+    /// `backend` was tried already.
+    pub fn contains(&self, backend: BackendId) -> bool {
+        self.ids[..usize::from(self.len)].contains(&(backend as u16))
+    }
 }
 
 /// A client connection.

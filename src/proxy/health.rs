@@ -53,6 +53,8 @@ pub struct Health {
     last_probe_ok: bool,
     in_rotation: bool,
     last_failure: Option<FailureKind>,
+    /// When the backend last came back into rotation (slow start).
+    back_since: Option<Tick>,
 }
 
 /// A change of rotation state, to be logged once.
@@ -75,6 +77,7 @@ impl Health {
             last_probe_ok: true,
             in_rotation: true,
             last_failure: None,
+            back_since: None,
         }
     }
 
@@ -115,6 +118,7 @@ impl Health {
             Some(Transition::Out)
         } else if !self.in_rotation && count < self.max_fails && self.last_probe_ok {
             self.in_rotation = true;
+            self.back_since = Some(now);
             Some(Transition::In)
         } else {
             None
@@ -124,6 +128,11 @@ impl Health {
     /// In rotation as of the last [`Health::update`].
     pub fn in_rotation(&self) -> bool {
         self.in_rotation
+    }
+
+    /// When the backend last came back into rotation, if it ever left.
+    pub fn back_since(&self) -> Option<Tick> {
+        self.back_since
     }
 
     /// The most recent failure's kind.

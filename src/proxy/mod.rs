@@ -11,5 +11,6 @@ pub mod health;
 pub mod io;
 mod probe;
 mod reactor;
+pub mod retry_budget;
 
 pub use reactor::{Reactor, ReactorError};

@@ -12,10 +12,12 @@ use slab::Slab;
 
 use super::conn::{
     Armed, BackendConn, BackendPhase, ClientConn, ClientPhase, Exchange, ProxyError, ResponsePhase,
+    Tried,
 };
 use super::health::{FailureKind, Health, Transition};
 use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
 use super::probe::{self, Probe, ProbePhase};
+use super::retry_budget::RetryBudget;
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
 use crate::buf::{BUF_SIZE, Buf, LARGE_BUF_SIZE};
 use crate::config::Config;
@@ -102,7 +104,6 @@ impl Entry {
 struct Backend {
     addr: SocketAddr,
     /// Relative share of requests, from the configuration (1..=1000).
-    #[allow(dead_code)] // read by the weighted balancing strategies
     weight: u32,
     /// `addr` as text, the `Host` of requests that came without one.
     host: String,
@@ -112,6 +113,17 @@ struct Backend {
     in_flight: u32,
     /// Slab key of the probe in flight, if any.
     probe: Option<usize>,
+}
+
+/// What a retry sends to the next backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    /// The failed connection never connected: its output buffer (head and
+    /// any body bytes) was never written and moves over as it is.
+    Unsent,
+    /// A pooled connection died before answering a bodiless request: the
+    /// head is rewritten from the client buffer.
+    Head,
 }
 
 /// What one round of work on a client connection ended with.
@@ -167,6 +179,8 @@ pub struct Reactor {
     closing: Vec<usize>,
     /// Rewritten request head, before a backend connection is chosen.
     scratch: Buf,
+    /// Caps retries to a share of the traffic.
+    budget: RetryBudget,
     next_gen: u32,
     clients: usize,
     accept_paused: bool,
@@ -206,7 +220,9 @@ impl Reactor {
             wheel.insert(now.after(cfg.health_check_interval), PROBE_TIMER | i as u64);
         }
         let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
+        let budget = RetryBudget::new(cfg.retry_budget_percent, cfg.retry_budget_min_per_sec);
         Ok(Reactor {
+            budget,
             poll,
             listener,
             local_addr,
@@ -410,7 +426,11 @@ impl Reactor {
                 Step::Reject(e) => self.reject(ck, e),
                 Step::Fail(e) => self.fail_exchange(ck, e),
                 Step::Done => self.finish_exchange(ck),
-                Step::Retry => self.retry(ck),
+                Step::Retry => {
+                    if !self.retry(ck, Carry::Head) {
+                        self.fail_exchange(ck, ProxyError::UpstreamClosed);
+                    }
+                }
                 Step::Close => {
                     self.close_client(ck);
                     return;
@@ -541,7 +561,22 @@ impl Reactor {
                 Ok(p) => progress |= p,
                 Err(e) => return Step::Fail(e),
             }
-            if b.rd.read_eof && !matches!(ex.resp, ResponsePhase::Done(_)) {
+            if !ex.observed && !matches!(ex.resp, ResponsePhase::Head(_)) {
+                ex.observed = true;
+                self.strategy
+                    .observe(ex.backend, ex.started_at.until(now), now);
+            }
+            if let ResponsePhase::Tunnel { up_done, down_done } = &mut ex.resp {
+                progress |= relay_tunnel(
+                    (&mut c.inbuf, &mut c.outbuf, &c.sock, &c.rd),
+                    b,
+                    up_done,
+                    down_done,
+                );
+                if *up_done && *down_done {
+                    return Step::Close;
+                }
+            } else if b.rd.read_eof && !matches!(ex.resp, ResponsePhase::Done(_)) {
                 match &mut ex.resp {
                     ResponsePhase::Head(_) => {
                         if !b.got_bytes && !ex.resp_started {
@@ -558,7 +593,7 @@ impl Reactor {
                             Err(e) => return Step::Fail(e),
                         }
                     }
-                    ResponsePhase::Done(_) => {}
+                    ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => {}
                 }
             }
         }
@@ -596,20 +631,19 @@ impl Reactor {
     // ------------------------------------------------------------ exchanges
 
     fn start_exchange(&mut self, ck: usize, len: usize) {
+        self.budget.on_request(self.now);
+        let picked = self.pick(&Tried::default());
         let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
             return;
         };
         c.scan.reset();
         c.head_since = None;
-        let picked = self.pick(None);
-        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
-            return;
-        };
         let mut ip_text = IpText::default();
         let default_host = picked.map_or("", |b| self.backends[b].host.as_str());
         let info = ForwardInfo {
             client_ip: ip_text.format(c.peer),
             default_host,
+            forwarded: self.cfg.forwarded_headers,
         };
         self.scratch.clear();
         let req = match rewrite_request(&c.inbuf.data()[..len], &info, &mut self.scratch) {
@@ -624,30 +658,12 @@ impl Reactor {
             warn!("request refused: {}", ProxyError::NoBackend.describe());
             return;
         };
-        let bk = match self.acquire(backend, ck, true) {
-            Ok(bk) => bk,
-            Err(kind) => {
-                self.record_failure(backend, kind);
-                let keep = req.keep_alive && req.framing == Framing::None;
-                if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
-                    c.inbuf.consume(len);
-                    queue_error(c, 502, keep);
-                }
-                return;
-            }
-        };
-        let Some((Entry::Client(c), Entry::Backend(b))) = self.conns.get2_mut(ck, bk) else {
-            return;
-        };
-        if !b.outbuf.reserve_contiguous(self.scratch.len()) {
-            b.outbuf.grow_to(self.scratch.len());
-        }
-        b.outbuf.put(self.scratch.data());
         let head_held = if req.framing == Framing::None { len } else { 0 };
         if head_held == 0 {
             c.inbuf.consume(len);
         }
-        c.backend = Some(bk);
+        let mut tried = Tried::default();
+        tried.push(backend);
         c.ex = Some(Exchange {
             backend,
             req,
@@ -655,10 +671,45 @@ impl Reactor {
             head_held,
             resp: ResponsePhase::Head(HeadScan::default()),
             resp_started: false,
-            retried: false,
+            tried,
+            started_at: self.now,
+            observed: false,
             sent_at: None,
         });
         self.backends[backend].in_flight += 1;
+        let mut head = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
+        let attached = self.attach(ck, backend, &mut head, true, false);
+        self.scratch = head;
+        if let Err(kind) = attached {
+            self.fail_exchange(ck, ProxyError::Connect(kind));
+        }
+    }
+
+    /// Binds a backend connection for `backend` (pooled if allowed) to the
+    /// exchange of `ck` and hands it `out`, the bytes to send: swapped in
+    /// (`swap`, for a buffer that belonged to a failed connection) or copied.
+    fn attach(
+        &mut self,
+        ck: usize,
+        backend: BackendId,
+        out: &mut Buf,
+        pooled: bool,
+        swap: bool,
+    ) -> Result<(), FailureKind> {
+        let bk = self.acquire(backend, ck, pooled)?;
+        let Some((Entry::Client(c), Entry::Backend(b))) = self.conns.get2_mut(ck, bk) else {
+            return Ok(());
+        };
+        if swap {
+            std::mem::swap(&mut b.outbuf, out);
+        } else {
+            if !b.outbuf.reserve_contiguous(out.len()) {
+                b.outbuf.grow_to(out.len());
+            }
+            b.outbuf.put(out.data());
+        }
+        c.backend = Some(bk);
+        Ok(())
     }
 
     /// A backend connection for `backend`, from its pool if `pooled`, else
@@ -724,18 +775,20 @@ impl Reactor {
     }
 
     /// Picks a backend in rotation, re-evaluating health at the current time.
-    fn pick(&mut self, avoid: Option<BackendId>) -> Option<BackendId> {
+    /// Backends already `tried` by the exchange are not eligible.
+    fn pick(&mut self, tried: &Tried) -> Option<BackendId> {
+        let slow_start = self.cfg.slow_start;
         for (i, b) in self.backends.iter_mut().enumerate() {
             if let Some(t) = b.health.update(self.now) {
                 log_transition(b, t, self.now);
             }
             self.loads[i] = BackendLoad {
-                in_rotation: b.health.in_rotation(),
+                in_rotation: b.health.in_rotation() && !tried.contains(i),
                 in_flight: b.in_flight,
-                weight: 1,
+                weight: effective_weight(b.weight, b.health.back_since(), slow_start, self.now),
             };
         }
-        self.strategy.pick(&self.loads, avoid, self.now)
+        self.strategy.pick(&self.loads, None, self.now)
     }
 
     fn record_failure(&mut self, backend: BackendId, kind: FailureKind) {
@@ -797,8 +850,19 @@ impl Reactor {
     }
 
     /// Sends an error for a failed exchange (or closes the client if the
-    /// response had started) and drops the backend connection.
+    /// response had started) and drops the backend connection. A connect
+    /// failure is counted against the backend and retried elsewhere first.
     fn fail_exchange(&mut self, ck: usize, err: ProxyError) {
+        if let ProxyError::Connect(kind) = err {
+            let backend = match self.conns.get(ck) {
+                Some(Entry::Client(ClientConn { ex: Some(ex), .. })) => ex.backend,
+                _ => return,
+            };
+            self.record_failure(backend, kind);
+            if self.retry(ck, Carry::Unsent) {
+                return;
+            }
+        }
         let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
             return;
         };
@@ -821,48 +885,101 @@ impl Reactor {
             self.close_entry(bk);
         }
         match err {
-            ProxyError::Connect(kind) => self.record_failure(ex.backend, kind),
+            ProxyError::Connect(_) => {}
             ProxyError::BadRequestBody => debug!("client: {}", err.describe()),
             _ => warn!("backend {addr}: {}", err.describe()),
         }
     }
 
-    /// The pooled connection died before answering: send the request again
-    /// on a fresh connection to the same backend.
-    fn retry(&mut self, ck: usize) {
-        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
-            return;
-        };
-        let (Some(ex), Some(old)) = (c.ex.as_mut(), c.backend.take()) else {
-            return;
-        };
-        ex.retried = true;
-        ex.sent_at = None;
-        let backend = ex.backend;
-        let len = ex.head_held;
-        self.close_entry(old);
-        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
-            return;
-        };
-        let mut ip_text = IpText::default();
-        let info = ForwardInfo {
-            client_ip: ip_text.format(c.peer),
-            default_host: &self.backends[backend].host,
-        };
-        self.scratch.clear();
-        if rewrite_request(&c.inbuf.data()[..len], &info, &mut self.scratch).is_err() {
-            return self.fail_exchange(ck, ProxyError::UpstreamClosed);
-        }
-        match self.acquire(backend, ck, false) {
-            Ok(bk) => {
-                let Some((Entry::Client(c), Entry::Backend(b))) = self.conns.get2_mut(ck, bk)
-                else {
-                    return;
-                };
-                b.outbuf.put(self.scratch.data());
-                c.backend = Some(bk);
+    /// Sends the request of `ck` again, on a backend not tried yet, when it
+    /// provably never reached the one it was sent to, within the retry
+    /// limit and budget. Returns whether a retry is under way.
+    fn retry(&mut self, ck: usize, carry: Carry) -> bool {
+        let (tried, head_held) = match self.conns.get(ck) {
+            Some(Entry::Client(ClientConn { ex: Some(ex), .. })) if !ex.resp_started => {
+                (ex.tried, ex.head_held)
             }
-            Err(kind) => self.fail_exchange(ck, ProxyError::Connect(kind)),
+            _ => return false,
+        };
+        let old_attached =
+            matches!(self.conns.get(ck), Some(Entry::Client(c)) if c.backend.is_some());
+        if !old_attached && head_held == 0 {
+            // The head was consumed and no buffer holds it any more.
+            return false;
+        }
+        if tried.len() > self.cfg.retries as usize {
+            return false;
+        }
+        let next = match self.pick(&tried) {
+            Some(b) => b,
+            // A pooled connection that was found closed says nothing about
+            // the backend: with no other backend, try it on a fresh one.
+            None if carry == Carry::Head && tried.len() == 1 => tried.last(),
+            None => return false,
+        };
+        if !self.budget.try_retry(self.now) {
+            debug!("retry budget exhausted");
+            return false;
+        }
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return false;
+        };
+        let Some(ex) = c.ex.as_mut() else {
+            return false;
+        };
+        let old_backend = ex.backend;
+        ex.backend = next;
+        ex.tried.push(next);
+        ex.sent_at = None;
+        ex.started_at = self.now;
+        let old = c.backend.take();
+        // What to send: the untouched bytes of a connection that never
+        // connected, or the request head again for a dead pooled one.
+        let mut out = match (carry, old) {
+            (Carry::Unsent, Some(old)) => match self.conns.get_mut(old) {
+                Some(Entry::Backend(b)) => std::mem::replace(&mut b.outbuf, Buf::with_capacity(0)),
+                _ => Buf::with_capacity(0),
+            },
+            _ => Buf::with_capacity(0),
+        };
+        if carry == Carry::Head || old.is_none() {
+            let Some(Entry::Client(c)) = self.conns.get(ck) else {
+                return false;
+            };
+            let mut ip_text = IpText::default();
+            let info = ForwardInfo {
+                client_ip: ip_text.format(c.peer),
+                default_host: &self.backends[next].host,
+                forwarded: self.cfg.forwarded_headers,
+            };
+            self.scratch.clear();
+            if rewrite_request(&c.inbuf.data()[..head_held], &info, &mut self.scratch).is_err() {
+                return false;
+            }
+            out = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
+        }
+        if let Some(old) = old {
+            self.close_entry(old);
+        }
+        self.backends[old_backend].in_flight -= 1;
+        self.backends[next].in_flight += 1;
+        debug!(
+            "retrying on backend {} after backend {}",
+            self.backends[next].addr, self.backends[old_backend].addr
+        );
+        let pooled = carry == Carry::Unsent;
+        let swap = carry == Carry::Unsent && old.is_some();
+        let attached = self.attach(ck, next, &mut out, pooled, swap);
+        if self.scratch.capacity() == 0 {
+            out.clear();
+            self.scratch = out;
+        }
+        match attached {
+            Ok(()) => true,
+            Err(kind) => {
+                self.fail_exchange(ck, ProxyError::Connect(kind));
+                true
+            }
         }
     }
 
@@ -1041,6 +1158,11 @@ impl Reactor {
                     return None;
                 };
                 let ex = c.ex.as_ref()?;
+                if let ResponsePhase::Tunnel { .. } = ex.resp {
+                    let last = b.last_in.max(b.last_out);
+                    let e = ProxyError::ReadTimeout;
+                    return Some((last.after(cfg.keepalive_timeout), Due::Backend(e)));
+                }
                 let sent = ex.sent_at?;
                 if matches!(ex.resp, ResponsePhase::Done(_)) || c.outbuf.is_full() {
                     return None;
@@ -1237,6 +1359,23 @@ impl Reactor {
     }
 }
 
+/// Weights are scaled by this so that slow start can ramp a weight of 1.
+const WEIGHT_SCALE: u32 = 100;
+
+/// A backend's weight as the strategy sees it: scaled, and during slow
+/// start ramped linearly from 1 to the full weight.
+fn effective_weight(weight: u32, back_since: Option<Tick>, slow_start: Duration, now: Tick) -> u32 {
+    let full = weight.max(1) * WEIGHT_SCALE;
+    let ramp = u64::try_from(slow_start.as_millis()).unwrap_or(u64::MAX);
+    match back_since {
+        Some(t) if ramp > 0 && now.0.saturating_sub(t.0) < ramp => {
+            let w = u64::from(full) * now.0.saturating_sub(t.0) / ramp;
+            (w as u32).max(1)
+        }
+        _ => full,
+    }
+}
+
 /// Request bodies are forwarded in the framing they came in.
 fn req_out_coding(framing: Framing) -> head::OutCoding {
     match framing {
@@ -1271,6 +1410,7 @@ fn relay_response(
                     head_request: ex.req.method == Method::Head,
                     client_version: ex.req.version,
                     client_keep_alive: ex.req.keep_alive,
+                    upgrade: ex.req.upgrade,
                 };
                 let before = client_out.len();
                 let head = rewrite_response(&b.inbuf.data()[..len], &ctx, client_out)
@@ -1281,6 +1421,14 @@ fn relay_response(
                 if ex.head_held > 0 {
                     client_in.consume(ex.head_held);
                     ex.head_held = 0;
+                }
+                if head.status == 101 {
+                    ex.resp_started = true;
+                    ex.resp = ResponsePhase::Tunnel {
+                        up_done: false,
+                        down_done: false,
+                    };
+                    return Ok(true);
                 }
                 if (100..200).contains(&head.status) {
                     ex.resp = ResponsePhase::Head(HeadScan::default());
@@ -1304,17 +1452,49 @@ fn relay_response(
                 }
                 return Ok(progress);
             }
-            ResponsePhase::Done(_) => return Ok(progress),
+            ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => return Ok(progress),
         }
     }
+}
+
+/// Moves tunnel bytes both ways and propagates each side's EOF as a
+/// half-close once everything before it was forwarded.
+fn relay_tunnel(
+    client: (&mut Buf, &mut Buf, &TcpStream, &Readiness),
+    b: &mut BackendConn,
+    up_done: &mut bool,
+    down_done: &mut bool,
+) -> bool {
+    let (cin, cout, csock, crd) = client;
+    let mut progress = false;
+    if !cin.is_empty() {
+        let n = b.outbuf.put_some(cin.data());
+        cin.consume(n);
+        progress |= n > 0;
+    }
+    if !b.inbuf.is_empty() {
+        let n = cout.put_some(b.inbuf.data());
+        b.inbuf.consume(n);
+        progress |= n > 0;
+    }
+    if !*up_done && crd.read_eof && cin.is_empty() && b.outbuf.is_empty() {
+        let _ = b.sock.shutdown(Shutdown::Write);
+        *up_done = true;
+        progress = true;
+    }
+    if !*down_done && b.rd.read_eof && b.inbuf.is_empty() && cout.is_empty() {
+        let _ = csock.shutdown(Shutdown::Write);
+        *down_done = true;
+        progress = true;
+    }
+    progress
 }
 
 /// The backend connection broke before any response byte. A pooled
 /// connection that the backend had closed gets one retry for a bodiless
 /// idempotent request; anything else is a 502.
 fn upstream_broken(ex: &Exchange, b: &BackendConn) -> Step {
-    if b.reused && !ex.retried && ex.head_held > 0 && !b.got_bytes && ex.req.method.is_idempotent()
-    {
+    if b.reused && ex.head_held > 0 && !b.got_bytes && ex.req.method.is_idempotent() {
         Step::Retry
     } else {
         Step::Fail(ProxyError::UpstreamClosed)

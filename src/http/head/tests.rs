@@ -3,6 +3,7 @@ use super::*;
 const INFO: ForwardInfo<'static> = ForwardInfo {
     client_ip: "10.0.0.9",
     default_host: "backend:80",
+    forwarded: false,
 };
 
 fn req(raw: &str) -> Result<(RequestHead, String), HeadError> {
@@ -25,11 +26,13 @@ const CTX11: RequestContext = RequestContext {
     head_request: false,
     client_version: Version::Http11,
     client_keep_alive: true,
+    upgrade: false,
 };
 const CTX10: RequestContext = RequestContext {
     head_request: false,
     client_version: Version::Http10,
     client_keep_alive: false,
+    upgrade: false,
 };
 
 #[test]
@@ -40,7 +43,8 @@ fn simple_get_is_forwarded_with_host_and_xff() {
     assert!(h.keep_alive);
     assert_eq!(
         out,
-        "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n"
+        "GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\n\
+         Via: 1.1 ekilibri\r\n\r\n"
     );
 }
 
@@ -54,7 +58,7 @@ fn hop_by_hop_fields_are_dropped() {
     assert!(!h.keep_alive);
     assert_eq!(
         out,
-        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.9\r\nVia: 1.1 ekilibri\r\n\r\n"
     );
 }
 
@@ -175,7 +179,10 @@ fn response_framing_and_rewrite() {
     .unwrap();
     assert_eq!(h.framing, Framing::Length(3));
     assert!(h.backend_reusable && h.client_keep_alive);
-    assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    assert_eq!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nVia: 1.1 ekilibri\r\n\r\n"
+    );
 
     let (h, out) = resp(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -216,7 +223,7 @@ fn response_framing_and_rewrite() {
     }
     let (h, out) = resp("HTTP/1.1 100 Continue\r\n\r\n", CTX11).unwrap();
     assert_eq!((h.status, h.framing), (100, Framing::None));
-    assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(out, "HTTP/1.1 100 Continue\r\nVia: 1.1 ekilibri\r\n\r\n");
     let (_, out) = resp("HTTP/1.1 100 Continue\r\n\r\n", CTX10).unwrap();
     assert_eq!(out, "");
 }
@@ -230,4 +237,59 @@ fn bad_responses_are_errors() {
     ] {
         assert!(resp(raw, CTX11).is_err(), "{raw:?}");
     }
+}
+
+#[test]
+fn forwarded_fields_when_enabled() {
+    let mut scan = HeadScan::default();
+    let raw =
+        b"GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Proto: https\r\n\r\n";
+    let len = scan.find_end(raw).unwrap();
+    let mut out = Buf::with_capacity(4096);
+    let info = ForwardInfo {
+        client_ip: "::1",
+        default_host: "b",
+        forwarded: true,
+    };
+    rewrite_request(&raw[..len], &info, &mut out).unwrap();
+    let out = String::from_utf8(out.data().to_vec()).unwrap();
+    assert!(out.contains("X-Forwarded-For: ::1\r\n"), "{out}");
+    assert!(out.contains("X-Forwarded-Proto: http\r\n"), "{out}");
+    assert!(!out.contains("https"), "{out}");
+    assert!(
+        out.contains("Forwarded: for=1.2.3.4, for=\"[::1]\";proto=http\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn upgrade_is_offered_and_101_accepted_only_when_offered() {
+    let (h, out) =
+        req("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap();
+    assert!(h.upgrade);
+    assert!(
+        out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n"),
+        "{out}"
+    );
+    let (h, out) = req("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").unwrap();
+    assert!(!h.upgrade);
+    assert!(!out.contains("pgrade"), "{out}");
+
+    let raw =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    assert!(resp(raw, CTX11).is_err());
+    let ctx = RequestContext {
+        upgrade: true,
+        ..CTX11
+    };
+    let (h, out) = resp(raw, ctx).unwrap();
+    assert_eq!(
+        (h.status, h.framing, h.backend_reusable),
+        (101, Framing::None, false)
+    );
+    assert!(
+        out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
+        "{out}"
+    );
 }
