@@ -57,7 +57,7 @@ pub struct BackendLoad {
 }
 
 /// A balancing strategy.
-pub trait Strategy: std::fmt::Debug {
+pub trait Strategy: std::fmt::Debug + Send {
     /// Picks a backend in rotation, never `avoid`; None if there is none.
     ///
     /// `backends` lists every configured backend in configured order; an

@@ -251,11 +251,19 @@ impl Reactor {
 
     /// Runs the loop forever (until the poller fails).
     pub fn run(&mut self) -> Result<(), ReactorError> {
+        self.run_while(|| true)
+    }
+
+    /// Runs turns of the loop while `go()` says so (checked once per turn;
+    /// a turn waits at most until the next timer, 500 ms by default with
+    /// health probes). For tests and embedding.
+    pub fn run_while(&mut self, mut go: impl FnMut() -> bool) -> Result<(), ReactorError> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         let mut expired = Vec::with_capacity(256);
-        loop {
+        while go() {
             self.turn(&mut events, &mut expired)?;
         }
+        Ok(())
     }
 
     /// One turn of the loop: poll, dispatch, drive, fire timers, close.
