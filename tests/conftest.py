@@ -86,7 +86,8 @@ class BackendFactory:
 
 class EkilibriFactory:
     """`factory(servers, **config)` writes a TOML config (listen 127.0.0.1:0,
-    harness.DEFAULT_CONFIG overridden by `config`; a None value drops a key),
+    harness.DEFAULT_CONFIG overridden by `config`; a None value drops a key;
+    a server is a Proc, a RawBackend, an address or harness.weighted(...)),
     starts `ekilibri -f` on it and waits for its `listening on` line."""
 
     def __init__(self, procs: list[Proc], log_dir: Path):
@@ -98,7 +99,7 @@ class EkilibriFactory:
         n = next(self._n)
         name = "ekilibri" if n == 1 else f"ekilibri{n}"
         cfg = self.log_dir / f"{name}.toml"
-        cfg.write_text(harness.config_text([harness.address_of(s) for s in servers], **config))
+        cfg.write_text(harness.config_text([harness.server_entry(s) for s in servers], **config))
         p = harness.spawn(name, [harness.ekilibri_bin(), "-f", cfg], self.log_dir, env=harness.child_env(env))
         p.config_path = cfg
         self.procs.append(p)

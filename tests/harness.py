@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -226,6 +227,8 @@ def toml_value(v) -> str:
         return json.dumps(v)  # a valid TOML basic string for these values
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"no TOML for {v!r}")
 
 
@@ -233,6 +236,19 @@ def config_text(servers: Iterable[str], **overrides) -> str:
     """TOML text: every key of DEFAULT_CONFIG, overridden; None drops a key."""
     values = {"servers": list(servers), **DEFAULT_CONFIG, **overrides}
     return "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items() if v is not None)
+
+
+def weighted(server, weight: int) -> dict:
+    """A `servers` entry with a weight: {address = "host:port", weight = N}."""
+    return {"address": address_of(server), "weight": weight}
+
+
+def server_entry(server):
+    """A `servers` entry: "host:port", or a {address, weight} table as is
+    (its address may still be a Proc or a RawBackend)."""
+    if isinstance(server, dict):
+        return {**server, "address": address_of(server["address"])}
+    return address_of(server)
 
 
 def address_of(server) -> str:
@@ -287,6 +303,13 @@ class RawBackend:
     with a short keep-alive timeout does. Neither sends `Connection: close`;
     `announce_close` does, and closes after every response. `backlog` is the
     listen backlog; `blackhole()` makes connects to the backend time out.
+
+    `hang_path`: a request for exactly that target gets no answer for
+    `hang_seconds` (then the normal one). `status_for` maps a target to the
+    status to answer instead of 200 (the dict may be changed while the
+    backend runs). `drop_after_request` ("close" or "reset") reads each
+    request completely, records it, and then closes the connection without a
+    response byte: with a FIN ("close") or an RST ("reset").
     """
 
     name: str = "raw"
@@ -295,6 +318,10 @@ class RawBackend:
     backlog: int = 128
     # Send "Connection: close" and close after every response.
     announce_close: bool = False
+    hang_path: Optional[str] = None
+    hang_seconds: float = 3.0
+    status_for: dict = field(default_factory=dict)
+    drop_after_request: Optional[str] = None
     requests: list[RecordedRequest] = field(default_factory=list)
     connections: int = 0
     closed_by_backend: int = 0
@@ -441,9 +468,18 @@ class RawBackend:
                     self.requests.append(
                         RecordedRequest(conn_id, method, target, version, headers, bytes(body), raw_head)
                     )
+                if self.drop_after_request is not None:
+                    if self.drop_after_request == "reset":
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return  # `finally` closes: FIN, or RST with linger 0
+                if self.hang_path is not None and target == self.hang_path:
+                    if self._stop.wait(self.hang_seconds):
+                        return
+                status = self.status_for.get(target, 200)
+                reason = "OK" if status == 200 else "Test Status"
                 payload = f"{self.name} {method} {target}\n".encode()
                 head = (
-                    f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(payload)}\r\n"
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(payload)}\r\n"
                     f"X-Backend: {self.name}\r\n"
                     + ("Connection: close\r\n" if self.announce_close else "")
                     + "\r\n"

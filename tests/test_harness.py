@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import tomllib
 
 import pytest
@@ -147,3 +148,32 @@ def test_dead_address_refuses_connections():
     host, port = harness.dead_address().rsplit(":", 1)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, int(port)), timeout=2)
+
+
+def test_weighted_servers_are_toml_inline_tables():
+    cfg = tomllib.loads(
+        harness.config_text([harness.server_entry(harness.weighted("127.0.0.1:1", 2)), "127.0.0.1:3"])
+    )
+    assert cfg["servers"] == [{"address": "127.0.0.1:1", "weight": 2}, "127.0.0.1:3"]
+
+
+def test_raw_backend_hangs_answers_status_and_drops_as_told():
+    status_for = {"/sick": 503}
+    rb = harness.RawBackend(name="opt", hang_path="/slow", hang_seconds=0.5, status_for=status_for)
+    dropper = harness.RawBackend(name="drop", drop_after_request="reset")
+    try:
+        with HttpConnection(rb.addr) as c:
+            assert c.get("/sick").status == 503
+            status_for.pop("/sick")
+            assert c.get("/sick").status == 200
+            t0 = time.monotonic()
+            assert c.get("/slow").status == 200
+            assert time.monotonic() - t0 >= 0.45
+        with HttpConnection(dropper.addr) as c:
+            c.send_request("POST", "/p", body=b"abc")
+            with pytest.raises(ConnectionClosed):
+                c.read_response()
+        assert [r.body for r in dropper.requests_for("/p")] == [b"abc"]
+    finally:
+        rb.stop()
+        dropper.stop()

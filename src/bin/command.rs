@@ -4,7 +4,13 @@
 //! ```text
 //! command -p 8081                    # 127.0.0.1:8081, X-Backend: command-8081
 //! command --listen 127.0.0.1:0 --name b1
+//! command --listen 127.0.0.1:0 --name slow --delay-ms 20      # +20 ms per request
+//! command --listen 127.0.0.1:0 --name flaky --error-rate 0.05 # 5% answered 503
 //! ```
+//!
+//! `--delay-ms` and `--error-rate` degrade every request except those for
+//! `/health`, so active health checks keep passing; the failed requests are
+//! picked by a xorshift generator seeded with `--seed` (deterministic).
 //!
 //! Once bound it prints exactly one line, `listening on <addr>`, to stdout
 //! and serves until killed. Logging goes through `env_logger` (`RUST_LOG`).
@@ -12,6 +18,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
 
@@ -32,6 +39,29 @@ struct Args {
     /// Value of the X-Backend response header (default: command-PORT, the bound port).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+
+    /// Sleep N milliseconds before answering every request except /health.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    delay_ms: u64,
+
+    /// Answer this fraction (0.0 to 1.0) of the requests except /health with
+    /// 503 and an empty body.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_rate)]
+    error_rate: f64,
+
+    /// Seed of the generator that picks the requests failed by --error-rate.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+}
+
+/// Parses a fraction within 0.0..=1.0.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not within 0.0..=1.0"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -64,7 +94,12 @@ fn main() -> ExitCode {
     let name = args
         .name
         .unwrap_or_else(|| format!("command-{}", local.port()));
-    let handle = match ekilibri::origin::spawn(listener, name) {
+    let behaviour = ekilibri::origin::Behaviour {
+        delay: Duration::from_millis(args.delay_ms),
+        error_rate: args.error_rate,
+        seed: args.seed,
+    };
+    let handle = match ekilibri::origin::spawn_with(listener, name, behaviour) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("command: {e}");

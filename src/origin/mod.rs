@@ -43,10 +43,19 @@
 //! Echo and `/bytes` stream with a fixed 64 KiB buffer, so bodies can be
 //! arbitrarily large. Echo writes while it reads: a client sending a large
 //! body must read the response concurrently or both sides stall.
+//!
+//! A [`Behaviour`] (see [`spawn_with`]) can degrade the server for
+//! benchmarks: every request whose path is not `/health` is delayed by
+//! `delay` before it is answered, and a deterministic pseudo-random
+//! fraction `error_rate` of them is answered with `503` and an empty body
+//! instead of its route (the request body is still read, so the connection
+//! stays in sync). `/health` is never delayed or failed, so active health
+//! checks keep passing.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -83,6 +92,102 @@ const fn build_pattern() -> [u8; PATTERN_LEN] {
     p
 }
 
+/// How a server degrades its answers; [`Behaviour::default`] does not.
+///
+/// Applies to every request except those for `/health`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Behaviour {
+    /// Sleep before answering each request.
+    pub delay: Duration,
+    /// Fraction of requests, `0.0..=1.0`, answered with `503` and an empty
+    /// body.
+    pub error_rate: f64,
+    /// Seed of the xorshift generator that picks the failed requests; the
+    /// same seed fails the same positions in the sequence of requests the
+    /// server receives (counted over all connections).
+    pub seed: u64,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            delay: Duration::ZERO,
+            error_rate: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+impl Behaviour {
+    fn check(&self) -> io::Result<()> {
+        if (0.0..=1.0).contains(&self.error_rate) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "invalid error rate {}: must be within 0.0..=1.0",
+                    self.error_rate
+                ),
+            ))
+        }
+    }
+}
+
+/// Everything connection threads share: the name, the behaviour and the
+/// state of the error generator.
+#[derive(Debug)]
+struct Origin {
+    name: Arc<str>,
+    delay: Duration,
+    error_rate: f64,
+    /// xorshift64 state, never 0.
+    rng: AtomicU64,
+}
+
+impl Origin {
+    fn new(name: String, behaviour: Behaviour) -> io::Result<Arc<Origin>> {
+        let name = checked_name(name)?;
+        behaviour.check()?;
+        Ok(Arc::new(Origin {
+            name,
+            delay: behaviour.delay,
+            error_rate: behaviour.error_rate,
+            // xorshift has the fixed point 0: avoid it.
+            rng: AtomicU64::new(if behaviour.seed == 0 {
+                0x9E37_79B9_7F4A_7C15
+            } else {
+                behaviour.seed
+            }),
+        }))
+    }
+
+    /// Whether the next request is answered with 503.
+    fn fail_next(&self) -> bool {
+        if self.error_rate <= 0.0 {
+            return false;
+        }
+        let prev = self
+            .rng
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| {
+                Some(xorshift64(x))
+            })
+            .unwrap_or_else(|x| x);
+        let x = xorshift64(prev);
+        // 53 random bits -> [0, 1).
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+        u < self.error_rate
+    }
+}
+
+/// One step of Marsaglia's xorshift64 (13, 7, 17).
+fn xorshift64(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
 /// Starts serving `listener` in the background and returns the handle of the
 /// accept thread (which runs until the process exits). Each connection gets
 /// its own thread. Every response carries `X-Backend: <name>`.
@@ -91,17 +196,32 @@ const fn build_pattern() -> [u8; PATTERN_LEN] {
 /// (control characters, or leading/trailing whitespace), or if the thread
 /// cannot be spawned.
 pub fn spawn(listener: TcpListener, name: String) -> io::Result<JoinHandle<()>> {
-    let name = checked_name(name)?;
+    spawn_with(listener, name, Behaviour::default())
+}
+
+/// [`spawn`], degraded as `behaviour` says. Also fails if
+/// `behaviour.error_rate` is not within `0.0..=1.0`.
+pub fn spawn_with(
+    listener: TcpListener,
+    name: String,
+    behaviour: Behaviour,
+) -> io::Result<JoinHandle<()>> {
+    let origin = Origin::new(name, behaviour)?;
     thread::Builder::new()
         .name("origin-accept".into())
-        .spawn(move || accept_loop(listener, name))
+        .spawn(move || accept_loop(listener, origin))
 }
 
 /// Serves `listener` on the calling thread, one thread per connection; does
 /// not return unless `name` is invalid (see [`spawn`]).
 pub fn serve(listener: TcpListener, name: String) -> io::Result<()> {
-    let name = checked_name(name)?;
-    accept_loop(listener, name);
+    serve_with(listener, name, Behaviour::default())
+}
+
+/// [`serve`], degraded as `behaviour` says (see [`spawn_with`]).
+pub fn serve_with(listener: TcpListener, name: String, behaviour: Behaviour) -> io::Result<()> {
+    let origin = Origin::new(name, behaviour)?;
+    accept_loop(listener, origin);
     Ok(())
 }
 
@@ -120,14 +240,14 @@ fn checked_name(name: String) -> io::Result<Arc<str>> {
     }
 }
 
-fn accept_loop(listener: TcpListener, name: Arc<str>) {
+fn accept_loop(listener: TcpListener, origin: Arc<Origin>) {
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
-                let name = Arc::clone(&name);
+                let origin = Arc::clone(&origin);
                 let spawned = thread::Builder::new()
                     .name("origin-conn".into())
-                    .spawn(move || handle_connection(stream, &name));
+                    .spawn(move || handle_connection(stream, &origin));
                 if let Err(e) = spawned {
                     log::warn!("origin: cannot spawn connection thread: {e}");
                 }
@@ -151,7 +271,7 @@ enum End {
     Abort,
 }
 
-fn handle_connection(stream: TcpStream, name: &str) {
+fn handle_connection(stream: TcpStream, origin: &Origin) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let end = {
@@ -163,7 +283,8 @@ fn handle_connection(stream: TcpStream, name: &str) {
                 end: 0,
             },
             out: BufWriter::with_capacity(BUF_SIZE, &stream),
-            name,
+            name: &origin.name,
+            origin,
         };
         let end = conn.run();
         if !matches!(end, End::Abort) && conn.out.flush().is_err() {
@@ -536,11 +657,13 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// One connection: its reader, buffered writer and backend name.
+/// One connection: its reader, buffered writer, backend name and the
+/// server it belongs to.
 struct Conn<'a> {
     reader: Reader<'a>,
     out: BufWriter<&'a TcpStream>,
     name: &'a str,
+    origin: &'a Origin,
 }
 
 impl Conn<'_> {
@@ -613,8 +736,17 @@ impl Conn<'_> {
         let get_like = head.method == "GET" || is_head;
         let route = route(&head.path);
 
+        // Degradation (benchmarks): everything but /health is delayed, and
+        // a fraction fails with 503.
+        let degraded = !matches!(route, Route::Health);
+        let fail = degraded && self.origin.fail_next();
+        if degraded && !self.origin.delay.is_zero() {
+            thread::sleep(self.origin.delay);
+        }
+
         if let Route::Echo = route
             && head.method == "POST"
+            && !fail
         {
             return self.echo(head);
         }
@@ -640,6 +772,10 @@ impl Conn<'_> {
         let text: &[(&str, &[u8])] = &[("Content-Type", b"text/plain")];
         let get_only: &[(&str, &[u8])] = &[("Allow", b"GET, HEAD")];
 
+        if fail {
+            self.simple(503, is_head, !keep, http10, &[], b"")?;
+            return Ok(keep);
+        }
         match route {
             Route::NotFound => self.simple(404, is_head, !keep, http10, &[], b"")?,
             Route::Echo => self.simple(405, is_head, !keep, http10, &[("Allow", b"POST")], b"")?,

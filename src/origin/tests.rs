@@ -573,3 +573,136 @@ fn chunked_echo_is_interactive() {
     assert!(text.contains("\r\nTransfer-Encoding: chunked\r\n"));
     assert!(text.ends_with("\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
 }
+
+fn start_with(name: &str, behaviour: Behaviour) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    spawn_with(listener, name.to_owned(), behaviour).unwrap();
+    addr
+}
+
+#[test]
+fn default_behaviour_does_not_degrade() {
+    let b = Behaviour::default();
+    assert_eq!(b.delay, Duration::ZERO);
+    assert_eq!(b.error_rate, 0.0);
+    assert_eq!(b.seed, 1);
+}
+
+#[test]
+fn delay_applies_to_everything_but_health() {
+    let delay = Duration::from_millis(150);
+    let addr = start_with(
+        "slow",
+        Behaviour {
+            delay,
+            ..Behaviour::default()
+        },
+    );
+    let mut c = Client::connect(addr);
+
+    let t = Instant::now();
+    let r = c.request(&get("/"));
+    assert!(t.elapsed() >= delay, "{:?}", t.elapsed());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"Hello from slow\n");
+
+    let t = Instant::now();
+    let r = c.request(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(t.elapsed() >= delay);
+    assert_eq!(r.body, b"hi");
+
+    let t = Instant::now();
+    let r = c.request(&get("/health"));
+    assert!(t.elapsed() < delay, "{:?}", t.elapsed());
+    assert_eq!(r.body, b"ok\n");
+}
+
+/// Statuses of `n` sequential `GET /` on one connection.
+fn statuses(addr: SocketAddr, n: usize) -> Vec<u16> {
+    let mut c = Client::connect(addr);
+    (0..n).map(|_| c.request(&get("/")).status).collect()
+}
+
+#[test]
+fn error_rate_fails_a_deterministic_fraction() {
+    let flaky = Behaviour {
+        error_rate: 0.25,
+        seed: 7,
+        ..Behaviour::default()
+    };
+    let a = statuses(start_with("f", flaky), 2000);
+    assert!(a.iter().all(|&s| s == 200 || s == 503));
+    let failed = a.iter().filter(|&&s| s == 503).count();
+    assert!((400..=600).contains(&failed), "{failed} of 2000 failed");
+
+    // The same seed fails the same requests; another seed does not.
+    assert_eq!(statuses(start_with("f", flaky), 2000), a);
+    let other = Behaviour { seed: 8, ..flaky };
+    assert_ne!(statuses(start_with("f", other), 2000), a);
+
+    // Seed 0 (a fixed point of xorshift) still fails some, not all.
+    let zero = Behaviour { seed: 0, ..flaky };
+    let z = statuses(start_with("f", zero), 200);
+    assert!(z.contains(&503) && z.contains(&200));
+}
+
+#[test]
+fn error_rate_extremes_and_health() {
+    let never = statuses(
+        start_with(
+            "ok",
+            Behaviour {
+                error_rate: 0.0,
+                ..Behaviour::default()
+            },
+        ),
+        200,
+    );
+    assert!(never.iter().all(|&s| s == 200));
+
+    let addr = start_with(
+        "down",
+        Behaviour {
+            error_rate: 1.0,
+            ..Behaviour::default()
+        },
+    );
+    let mut c = Client::connect(addr);
+    for _ in 0..20 {
+        let r = c.request(&get("/"));
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, b"");
+        assert_eq!(r.header("content-length"), Some("0"));
+        assert_eq!(r.header("x-backend"), Some("down"));
+        assert!(!r.closes());
+
+        let r = c.request(&get("/health"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"ok\n");
+    }
+    // A failed request's body is read, so the connection stays in sync.
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    c.send(&get("/health"));
+    assert_eq!(c.read(false).status, 503);
+    assert_eq!(c.read(false).status, 503);
+    let r = c.read(false);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+    let r = c.request(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, b"");
+}
+
+#[test]
+fn invalid_error_rates_are_rejected() {
+    for rate in [-0.1, 1.01, f64::NAN, f64::INFINITY] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = Behaviour {
+            error_rate: rate,
+            ..Behaviour::default()
+        };
+        let err = spawn_with(listener, "x".to_owned(), b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{rate}");
+    }
+}
