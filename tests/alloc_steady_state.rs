@@ -71,12 +71,15 @@ fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
 fn request(sock: &mut TcpStream, buf: &mut Vec<u8>, i: usize) {
     match i % 3 {
         0 => {
-            sock.write_all(b"GET /bytes/3000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            sock.write_all(b"GET /bytes/3000 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
             assert_eq!(read_response(sock, buf).len(), 3000);
         }
         1 => {
-            sock.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
-                .unwrap();
+            sock.write_all(
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world",
+            )
+            .unwrap();
             assert_eq!(read_response(sock, buf), b"hello world");
         }
         _ => {
@@ -112,7 +115,9 @@ fn steady_state_requests_do_not_allocate() {
     let stop2 = stop.clone();
     let reactor_thread = std::thread::spawn(move || {
         TRACKED.with(|t| t.set(true));
-        reactor.run_while(|| !stop2.load(Ordering::Relaxed)).unwrap();
+        reactor
+            .run_while(|| !stop2.load(Ordering::Relaxed))
+            .unwrap();
     });
 
     let mut sock = TcpStream::connect(addr).unwrap();
@@ -132,5 +137,9 @@ fn steady_state_requests_do_not_allocate() {
     // Wake the loop so it sees the flag.
     let _ = TcpStream::connect(addr);
     reactor_thread.join().unwrap();
-    assert_eq!(after - before, 0, "allocations on the reactor thread during 1,000 requests");
+    assert_eq!(
+        after - before,
+        0,
+        "allocations on the reactor thread during 1,000 requests"
+    );
 }

@@ -110,14 +110,8 @@ fn cmp_load(a: &BackendLoad, b: &BackendLoad) -> Ordering {
     (u64::from(a.in_flight) * weight(b)).cmp(&(u64::from(b.in_flight) * weight(a)))
 }
 
-/// A weight of 1 for every backend: with [`weighted_draw`], a uniform draw.
-fn unit(_: &BackendLoad) -> u64 {
-    1
-}
-
 /// A random eligible backend other than `skip`, drawn with probability
-/// proportional to `weigh` (such as [`weight`], or [`unit`] for a uniform
-/// draw); None if there is none.
+/// proportional to `weigh` (such as [`weight`]); None if there is none.
 ///
 /// Consumes one draw from `rng` (more only on Lemire rejection) when there
 /// is a candidate, none otherwise.
@@ -307,10 +301,13 @@ mod tests {
             weighted_draw(&mut rng, &b[..1], None, Some(0), weight),
             None
         );
-        assert_eq!(weighted_draw(&mut rng, &[], None, None, unit), None);
+        assert_eq!(
+            weighted_draw(&mut rng, &[], None, None, |_: &BackendLoad| 1),
+            None
+        );
         let mut c = [0usize; 4];
         for _ in 0..4000 {
-            c[weighted_draw(&mut rng, &b, None, None, unit).unwrap()] += 1;
+            c[weighted_draw(&mut rng, &b, None, None, |_: &BackendLoad| 1).unwrap()] += 1;
         }
         assert_near(&c, &[1000, 1000, 1000, 1000], 100);
     }

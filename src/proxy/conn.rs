@@ -2,6 +2,7 @@
 //! through the stream each connection owns, and only by the reactor.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mio::net::TcpStream;
 
@@ -108,8 +109,8 @@ pub(super) struct Exchange {
     pub resp_started: bool,
     /// Backends tried so far, the current one last.
     pub tried: Tried,
-    /// When the exchange started (for the response time).
-    pub started_at: Tick,
+    /// When the exchange started (for the response time), at full precision.
+    pub started_at: Duration,
     /// The response time was reported to the strategy.
     pub observed: bool,
     /// The whole request was written to the backend, and when.

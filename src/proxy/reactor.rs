@@ -168,6 +168,8 @@ pub struct Reactor {
     cfg: Config,
     clock: MonotonicClock,
     now: Tick,
+    /// `now` at full precision (for response times).
+    precise: Duration,
     wheel: Wheel,
     conns: Slab<Entry>,
     backends: Vec<Backend>,
@@ -232,6 +234,7 @@ impl Reactor {
             cfg,
             clock,
             now,
+            precise: Duration::ZERO,
             wheel,
             conns: Slab::with_capacity(1024),
             dirty: Vec::with_capacity(256),
@@ -281,6 +284,7 @@ impl Reactor {
             Err(e) => return Err(ReactorError::Poll(e)),
         }
         self.now = self.clock.now();
+        self.precise = self.clock.elapsed();
         for ev in events.iter() {
             let token = ev.token();
             if token == LISTENER {
@@ -572,7 +576,7 @@ impl Reactor {
             if !ex.observed && !matches!(ex.resp, ResponsePhase::Head(_)) {
                 ex.observed = true;
                 self.strategy
-                    .observe(ex.backend, ex.started_at.until(now), now);
+                    .observe(ex.backend, self.precise.saturating_sub(ex.started_at), now);
             }
             if let ResponsePhase::Tunnel { up_done, down_done } = &mut ex.resp {
                 progress |= relay_tunnel(
@@ -680,7 +684,7 @@ impl Reactor {
             resp: ResponsePhase::Head(HeadScan::default()),
             resp_started: false,
             tried,
-            started_at: self.now,
+            started_at: self.precise,
             observed: false,
             sent_at: None,
         });
@@ -939,7 +943,7 @@ impl Reactor {
         ex.backend = next;
         ex.tried.push(next);
         ex.sent_at = None;
-        ex.started_at = self.now;
+        ex.started_at = self.precise;
         let old = c.backend.take();
         // What to send: the untouched bytes of a connection that never
         // connected, or the request head again for a dead pooled one.

@@ -27,6 +27,9 @@ impl Tick {
 pub trait Clock {
     /// The current tick.
     fn now(&self) -> Tick;
+    /// Time since the clock started, at full precision (response times of
+    /// sub-millisecond backends need more than a [`Tick`]).
+    fn elapsed(&self) -> std::time::Duration;
 }
 
 /// The real monotonic clock, counting from its creation.
@@ -51,6 +54,10 @@ impl Default for MonotonicClock {
 }
 
 impl Clock for MonotonicClock {
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     fn now(&self) -> Tick {
         Tick(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
