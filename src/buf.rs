@@ -31,6 +31,17 @@ impl Buf {
         }
     }
 
+    /// A buffer without storage (capacity 0); it allocates nothing. Idle
+    /// connections hold these and take real storage from a [`BufPool`] only
+    /// while bytes are in flight.
+    pub fn empty() -> Buf {
+        Buf {
+            data: Box::default(),
+            head: 0,
+            tail: 0,
+        }
+    }
+
     /// Bytes held.
     pub fn len(&self) -> usize {
         self.tail - self.head
@@ -148,6 +159,63 @@ impl Buf {
     }
 }
 
+/// A free list of [`BUF_SIZE`] buffers, so that connections hold storage
+/// only while bytes are in flight and steady-state traffic allocates
+/// nothing.
+#[derive(Debug)]
+pub struct BufPool {
+    free: Vec<Box<[u8]>>,
+    max_free: usize,
+}
+
+impl BufPool {
+    /// A pool keeping at most `max_free` idle buffers (more are freed).
+    pub fn new(max_free: usize) -> BufPool {
+        BufPool {
+            free: Vec::with_capacity(max_free),
+            max_free,
+        }
+    }
+
+    /// A buffer with storage.
+    pub fn take(&mut self) -> Buf {
+        let mut b = Buf::empty();
+        self.fill(&mut b);
+        b
+    }
+
+    /// Gives `buf` storage if it has none.
+    pub fn fill(&mut self, buf: &mut Buf) {
+        if buf.data.is_empty() {
+            buf.data = self
+                .free
+                .pop()
+                .unwrap_or_else(|| vec![0; BUF_SIZE].into_boxed_slice());
+            buf.head = 0;
+            buf.tail = 0;
+        }
+    }
+
+    /// Takes the storage of `buf` back if it holds no bytes (a buffer that
+    /// grew for an oversized head is freed instead).
+    pub fn reclaim(&mut self, buf: &mut Buf) {
+        if !buf.is_empty() || buf.data.is_empty() {
+            return;
+        }
+        let data = std::mem::take(&mut buf.data);
+        buf.head = 0;
+        buf.tail = 0;
+        if data.len() == BUF_SIZE && self.free.len() < self.max_free {
+            self.free.push(data);
+        }
+    }
+
+    /// Idle buffers held.
+    pub fn idle(&self) -> usize {
+        self.free.len()
+    }
+}
+
 /// Writes `v` in decimal right-aligned into `out`; returns the digit count.
 pub fn fmt_u64(mut v: u64, out: &mut [u8; 20]) -> usize {
     let mut i = 20;
@@ -192,6 +260,28 @@ mod tests {
         b.spare_mut()[..1].copy_from_slice(b"e");
         b.commit(1);
         assert_eq!(b.data(), b"de");
+    }
+
+    #[test]
+    fn pool_lends_and_reclaims_storage() {
+        let mut pool = BufPool::new(1);
+        let mut a = Buf::empty();
+        assert_eq!(a.capacity(), 0);
+        assert!(a.spare_mut().is_empty());
+        pool.fill(&mut a);
+        assert_eq!(a.capacity(), BUF_SIZE);
+        a.put(b"x");
+        pool.reclaim(&mut a); // holds a byte: kept
+        assert_eq!(a.capacity(), BUF_SIZE);
+        a.consume(1);
+        pool.reclaim(&mut a);
+        assert_eq!((a.capacity(), pool.idle()), (0, 1));
+        let mut b = Buf::empty();
+        pool.fill(&mut b);
+        assert_eq!((b.capacity(), pool.idle()), (BUF_SIZE, 0));
+        let mut big = Buf::with_capacity(LARGE_BUF_SIZE);
+        pool.reclaim(&mut big);
+        assert_eq!((big.capacity(), pool.idle()), (0, 0));
     }
 
     #[test]

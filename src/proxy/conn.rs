@@ -163,7 +163,9 @@ pub(super) struct ClientConn {
     pub phase: ClientPhase,
     /// Paired backend connection (slab key), while an exchange runs.
     pub backend: Option<usize>,
-    pub ex: Option<Exchange>,
+    /// The exchange in flight, boxed so an idle connection stays small
+    /// (boxes are recycled by the reactor, not allocated per request).
+    pub ex: Option<Box<Exchange>>,
     /// When the first byte of the head being read arrived.
     pub head_since: Option<Tick>,
     /// When the connection last became idle between requests.

@@ -19,7 +19,7 @@ use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
 use super::probe::{self, Probe, ProbePhase};
 use super::retry_budget::RetryBudget;
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
-use crate::buf::{BUF_SIZE, Buf, LARGE_BUF_SIZE};
+use crate::buf::{Buf, BufPool, LARGE_BUF_SIZE};
 use crate::config::Config;
 use crate::http::body::BodyRelay;
 use crate::http::canned;
@@ -49,6 +49,10 @@ const DRIVE_BUDGET: usize = 32;
 const EXCESS_IDLE: Duration = Duration::from_secs(1);
 /// Idle connections kept per backend at most, whatever the load.
 const MAX_IDLE_PER_BACKEND: usize = 1024;
+/// Idle buffers kept for reuse (16 KiB each).
+const MAX_IDLE_BUFFERS: usize = 1024;
+/// Finished exchanges kept for reuse.
+const MAX_IDLE_EXCHANGES: usize = 1024;
 /// Readiness events fetched per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -183,6 +187,12 @@ pub struct Reactor {
     scratch: Buf,
     /// Caps retries to a share of the traffic.
     budget: RetryBudget,
+    /// Buffer storage lent to connections while bytes are in flight.
+    bufs: BufPool,
+    /// Recycled exchange boxes: a client holds its exchange boxed (so an
+    /// idle connection stays small) and the boxes are reused.
+    #[allow(clippy::vec_box)]
+    spare_exchanges: Vec<Box<Exchange>>,
     next_gen: u32,
     clients: usize,
     accept_paused: bool,
@@ -225,6 +235,8 @@ impl Reactor {
         let budget = RetryBudget::new(cfg.retry_budget_percent, cfg.retry_budget_min_per_sec);
         Ok(Reactor {
             budget,
+            bufs: BufPool::new(MAX_IDLE_BUFFERS),
+            spare_exchanges: Vec::with_capacity(MAX_IDLE_EXCHANGES),
             poll,
             listener,
             local_addr,
@@ -405,8 +417,8 @@ impl Reactor {
             generation,
             peer,
             rd: Readiness::default(),
-            inbuf: Buf::with_capacity(BUF_SIZE),
-            outbuf: Buf::with_capacity(BUF_SIZE),
+            inbuf: Buf::empty(),
+            outbuf: Buf::empty(),
             scan: HeadScan::default(),
             phase: ClientPhase::Open,
             backend: None,
@@ -430,6 +442,7 @@ impl Reactor {
             let step = self.step(ck);
             match step {
                 Step::Idle => {
+                    self.reclaim_idle(ck);
                     self.rearm(ck);
                     return;
                 }
@@ -452,6 +465,16 @@ impl Reactor {
         // Budget used while still busy: continue next turn, after others.
         self.mark_dirty(ck);
         self.rearm(ck);
+    }
+
+    /// Gives the buffers of a client between requests back to the pool.
+    fn reclaim_idle(&mut self, ck: usize) {
+        if let Some(Entry::Client(c)) = self.conns.get_mut(ck)
+            && c.ex.is_none()
+        {
+            self.bufs.reclaim(&mut c.inbuf);
+            self.bufs.reclaim(&mut c.outbuf);
+        }
     }
 
     /// One round of work on a client connection.
@@ -478,6 +501,9 @@ impl Reactor {
         }
 
         // 1. Client bytes in.
+        if c.phase == ClientPhase::Open && c.rd.readable {
+            self.bufs.fill(&mut c.inbuf);
+        }
         if c.phase == ClientPhase::Open && c.rd.readable && c.inbuf.space() > 0 {
             let (outcome, n) = read_into(&mut c.sock, &mut c.inbuf, &mut c.rd);
             progress |= n > 0;
@@ -666,7 +692,7 @@ impl Reactor {
             // Answer without a backend; the body (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None;
             c.inbuf.consume(len);
-            queue_error(c, 502, keep);
+            queue_error(c, &mut self.bufs, 502, keep);
             warn!("request refused: {}", ProxyError::NoBackend.describe());
             return;
         };
@@ -676,7 +702,8 @@ impl Reactor {
         }
         let mut tried = Tried::default();
         tried.push(backend);
-        c.ex = Some(Exchange {
+        self.bufs.fill(&mut c.outbuf);
+        let ex = Exchange {
             backend,
             req,
             req_body: BodyRelay::new(req.framing, req_out_coding(req.framing)),
@@ -687,6 +714,13 @@ impl Reactor {
             started_at: self.precise,
             observed: false,
             sent_at: None,
+        };
+        c.ex = Some(match self.spare_exchanges.pop() {
+            Some(mut boxed) => {
+                *boxed = ex;
+                boxed
+            }
+            None => Box::new(ex),
         });
         self.backends[backend].in_flight += 1;
         let mut head = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
@@ -739,6 +773,8 @@ impl Reactor {
                 && !b.rd.read_eof
                 && b.client.is_none()
             {
+                self.bufs.fill(&mut b.inbuf);
+                self.bufs.fill(&mut b.outbuf);
                 b.client = Some(ck);
                 b.reused = true;
                 b.got_bytes = false;
@@ -772,8 +808,8 @@ impl Reactor {
             generation,
             backend,
             rd: Readiness::default(),
-            inbuf: Buf::with_capacity(BUF_SIZE),
-            outbuf: Buf::with_capacity(BUF_SIZE),
+            inbuf: self.bufs.take(),
+            outbuf: self.bufs.take(),
             phase: BackendPhase::Connecting,
             client: Some(ck),
             reused: false,
@@ -822,8 +858,8 @@ impl Reactor {
         if ex.head_held > 0 {
             c.inbuf.consume(ex.head_held);
         }
-        let head = match ex.resp {
-            ResponsePhase::Done(h) => h,
+        let head = match &ex.resp {
+            ResponsePhase::Done(h) => *h,
             _ => unreachable!("finish_exchange before the response is done"),
         };
         let body_done = ex.req_body.is_done();
@@ -832,9 +868,17 @@ impl Reactor {
         }
         c.idle_since = self.now;
         self.backends[ex.backend].in_flight -= 1;
+        self.recycle(ex);
         if let Some(bk) = bk {
             let reuse = head.backend_reusable && body_done;
             self.release_backend(bk, reuse);
+        }
+    }
+
+    /// Keeps a finished exchange's box for the next request.
+    fn recycle(&mut self, ex: Box<Exchange>) {
+        if self.spare_exchanges.len() < MAX_IDLE_EXCHANGES {
+            self.spare_exchanges.push(ex);
         }
     }
 
@@ -854,6 +898,8 @@ impl Reactor {
             && !b.rd.hup;
         if reusable && clean && pool.len() < MAX_IDLE_PER_BACKEND {
             b.since = self.now;
+            self.bufs.reclaim(&mut b.inbuf);
+            self.bufs.reclaim(&mut b.outbuf);
             pool.push(bk);
             self.rearm(bk);
         } else {
@@ -889,10 +935,11 @@ impl Reactor {
             }
             let keep =
                 ex.req.keep_alive && ex.req_body.input_done() && err != ProxyError::BadRequestBody;
-            queue_error(c, err.status(), keep);
+            queue_error(c, &mut self.bufs, err.status(), keep);
         }
         c.idle_since = self.now;
         self.backends[ex.backend].in_flight -= 1;
+        self.recycle(ex);
         if let Some(bk) = bk {
             self.close_entry(bk);
         }
@@ -982,9 +1029,11 @@ impl Reactor {
         let pooled = carry == Carry::Unsent;
         let swap = carry == Carry::Unsent && old.is_some();
         let attached = self.attach(ck, next, &mut out, pooled, swap);
+        out.clear();
         if self.scratch.capacity() == 0 {
-            out.clear();
             self.scratch = out;
+        } else {
+            self.bufs.reclaim(&mut out);
         }
         match attached {
             Ok(()) => true,
@@ -1000,7 +1049,7 @@ impl Reactor {
         if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
             debug!("client {}: rejected request: {e:?}", c.peer);
             c.inbuf.clear();
-            queue_error(c, e.status(), false);
+            queue_error(c, &mut self.bufs, e.status(), false);
         }
     }
 
@@ -1012,11 +1061,21 @@ impl Reactor {
         let Some(Entry::Backend(b)) = self.conns.get_mut(bk) else {
             return;
         };
-        if b.client.is_some() {
+        if b.client.is_some() || !(b.rd.readable || b.rd.hup) {
             return;
         }
-        let (outcome, n) = read_into(&mut b.sock, &mut b.inbuf, &mut b.rd);
-        if outcome != IoOutcome::Ok || n > 0 || b.rd.hup {
+        // An idle connection holds no buffer: a few bytes on the stack tell
+        // EOF, unsolicited bytes and errors apart from a spurious wake-up.
+        let mut probe = [0u8; 64];
+        let dead = loop {
+            match std::io::Read::read(&mut b.sock, &mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break true,
+            }
+        };
+        b.rd.readable = false;
+        if dead {
             let backend = b.backend;
             self.backends[backend].pool.retain(|&k| k != bk);
             self.close_entry(bk);
@@ -1274,7 +1333,7 @@ impl Reactor {
                 if let Some(Entry::Client(c)) = self.conns.get_mut(key) {
                     debug!("client {}: header timeout", c.peer);
                     c.inbuf.clear();
-                    queue_error(c, 408, false);
+                    queue_error(c, &mut self.bufs, 408, false);
                     self.drive(key);
                 }
             }
@@ -1315,6 +1374,7 @@ impl Reactor {
         let bk = c.backend.take();
         if let Some(ex) = ex {
             self.backends[ex.backend].in_flight -= 1;
+            self.recycle(ex);
         }
         if let Some(bk) = bk {
             self.close_entry(bk);
@@ -1361,9 +1421,18 @@ impl Reactor {
 
     fn reap(&mut self) {
         for key in self.closing.drain(..) {
-            if let Entry::Client(_) = self.conns.remove(key) {
-                self.clients -= 1;
-            }
+            let (mut inbuf, mut outbuf) = match self.conns.remove(key) {
+                Entry::Client(c) => {
+                    self.clients -= 1;
+                    (c.inbuf, c.outbuf)
+                }
+                Entry::Backend(b) => (b.inbuf, b.outbuf),
+                Entry::Probe(_) => continue,
+            };
+            inbuf.clear();
+            outbuf.clear();
+            self.bufs.reclaim(&mut inbuf);
+            self.bufs.reclaim(&mut outbuf);
         }
         if self.accept_pending && !self.accept_paused && self.clients < self.cfg.max_connections {
             self.accept();
@@ -1515,9 +1584,10 @@ fn upstream_broken(ex: &Exchange, b: &BackendConn) -> Step {
 
 /// Queues an error response for the client; without keep-alive the
 /// connection closes after it.
-fn queue_error(c: &mut ClientConn, status: u16, keep_alive: bool) {
+fn queue_error(c: &mut ClientConn, bufs: &mut BufPool, status: u16, keep_alive: bool) {
     let (close, keep) = canned::response(status);
     let bytes = if keep_alive { keep } else { close };
+    bufs.fill(&mut c.outbuf);
     if c.outbuf.space() < bytes.len() {
         c.outbuf.grow_to(c.outbuf.len() + bytes.len());
     }
@@ -1577,5 +1647,16 @@ impl IpText {
         let _ = write!(cursor, "{}", addr.ip());
         let n = cursor.position() as usize;
         std::str::from_utf8(&self.buf[..n]).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// An idle keep-alive client costs its slab slot and nothing else (its
+    /// buffers and exchange are pooled), so the slot size is the idle
+    /// memory per connection.
+    #[test]
+    fn idle_connection_slot_stays_small() {
+        assert!(std::mem::size_of::<super::Entry>() <= 256);
     }
 }
