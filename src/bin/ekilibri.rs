@@ -60,14 +60,23 @@ fn main() -> ExitCode {
 
     let servers = cfg.servers.clone();
     let strategy = cfg.strategy;
-    let mut reactor = match Reactor::new(cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ekilibri: {e}");
-            return ExitCode::from(1);
+    let workers = cfg.workers;
+    let mut reactors = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        // Every worker binds the address the first one got (port 0 resolved).
+        let mut worker_cfg = cfg.clone();
+        if let Some(first) = reactors.first() {
+            worker_cfg.listen = Reactor::local_addr(first);
         }
-    };
-    let addr = reactor.local_addr();
+        match Reactor::new(worker_cfg) {
+            Ok(r) => reactors.push(r),
+            Err(e) => {
+                eprintln!("ekilibri: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let addr = reactors[0].local_addr();
     let backends: Vec<String> = servers
         .iter()
         .map(|s| match s.weight {
@@ -76,7 +85,7 @@ fn main() -> ExitCode {
         })
         .collect();
     log::info!(
-        "listening on {addr}, strategy {strategy:?}, backends [{}]",
+        "listening on {addr}, strategy {strategy:?}, workers {workers}, backends [{}]",
         backends.join(", ")
     );
     if args.demo {
@@ -88,13 +97,34 @@ fn main() -> ExitCode {
         println!("      curl -i -X POST --data hello http://{addr}/echo");
         println!("Stop with Ctrl-C.");
     }
-    match reactor.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ekilibri: {e}");
-            ExitCode::from(1)
+    let mut last = reactors.pop().expect("at least one worker");
+    let threads: Vec<_> = reactors
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            std::thread::Builder::new()
+                .name(format!("worker-{}", i + 1))
+                .spawn(move || {
+                    if let Err(e) = r.run() {
+                        eprintln!("ekilibri: {e}");
+                        std::process::exit(1);
+                    }
+                })
+        })
+        .collect();
+    for t in &threads {
+        if let Err(e) = t {
+            eprintln!("ekilibri: cannot start a worker thread: {e}");
+            return ExitCode::from(1);
         }
     }
+    // The main thread is the last worker; any worker failing ends the process.
+    let result = last.run();
+    if let Err(e) = result {
+        eprintln!("ekilibri: {e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints the one-line configuration error and returns exit code 2.

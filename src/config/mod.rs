@@ -92,6 +92,9 @@ pub struct Config {
     /// Add `X-Forwarded-Proto` and `Forwarded` (RFC 7239) to requests
     /// (`X-Forwarded-For` and `Via` are always added).
     pub forwarded_headers: bool,
+    /// Worker threads, each with its own event loop, listener socket
+    /// (`SO_REUSEPORT`), pools, health state and timers.
+    pub workers: usize,
 }
 
 /// Reads, parses and validates the configuration file at `path`.

@@ -46,6 +46,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "retry_budget_min_per_sec",
     "slow_start",
     "forwarded_headers",
+    "workers",
 ];
 
 /// The file exactly as written: every key optional, integers still signed
@@ -72,6 +73,7 @@ pub(super) struct RawConfig {
     pub retry_budget_min_per_sec: Option<Int>,
     pub slow_start: Option<Int>,
     pub forwarded_headers: Option<bool>,
+    pub workers: Option<Int>,
 }
 
 /// A TOML integer, kept signed and wide so that negative and huge values

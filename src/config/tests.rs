@@ -72,6 +72,7 @@ fn defaults(servers: Vec<Server>) -> Config {
         retry_budget_min_per_sec: 3,
         slow_start: Duration::ZERO,
         forwarded_headers: true,
+        workers: 1,
     }
 }
 
@@ -139,6 +140,7 @@ retry_budget_percent = 50
 retry_budget_min_per_sec = 10
 slow_start = 30
 forwarded_headers = false
+workers = 2
 "#;
     let expected = Config {
         servers: vec![srv("10.0.0.1:80"), weighted("[::1]:9000", 5)],
@@ -160,6 +162,7 @@ forwarded_headers = false
         retry_budget_min_per_sec: 10,
         slow_start: Duration::from_secs(30),
         forwarded_headers: false,
+        workers: 2,
     };
     assert_eq!(ok(text), expected);
 }
@@ -555,6 +558,7 @@ fn values_above_the_maximum() {
         ("retry_budget_percent", 100),
         ("retry_budget_min_per_sec", 1000),
         ("slow_start", 3600),
+        ("workers", 64),
     ] {
         let m = key_err(&format!("{SERVERS}{key} = {}", max + 1), key);
         let min = if zero_allowed(key) { 0 } else { 1 };

@@ -125,6 +125,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         raw.max_connections,
         DEFAULT_MAX_CONNECTIONS,
     )?;
+    let workers = ranged("workers", raw.workers, 1, (1, 64), " (threads)")?;
     let retries = ranged(
         "retries",
         raw.retries,
@@ -176,6 +177,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         retry_budget_min_per_sec: retry_budget_min_per_sec as u32,
         slow_start: Duration::from_secs(slow_start),
         forwarded_headers: raw.forwarded_headers.unwrap_or(true),
+        workers: workers as usize,
     })
 }
 

@@ -9,6 +9,7 @@
 mod conn;
 pub mod health;
 pub mod io;
+pub mod listen;
 mod probe;
 mod reactor;
 pub mod retry_budget;

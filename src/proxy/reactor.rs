@@ -203,9 +203,22 @@ impl Reactor {
     /// Binds the listener and sets up the backends; nothing slow happens
     /// before the listener accepts.
     pub fn new(cfg: Config) -> Result<Reactor, ReactorError> {
+        let listener = super::listen::bind(cfg.listen, cfg.workers > 1)
+            .map_err(|e| ReactorError::Bind(cfg.listen, e))?;
+        Reactor::with_listener(cfg, listener)
+    }
+
+    /// Sets up a reactor around an already bound, non-blocking listener
+    /// (each worker binds its own with `SO_REUSEPORT`).
+    pub fn with_listener(
+        cfg: Config,
+        listener: std::net::TcpListener,
+    ) -> Result<Reactor, ReactorError> {
         let poll = Poll::new().map_err(ReactorError::Poll)?;
-        let mut listener =
-            TcpListener::bind(cfg.listen).map_err(|e| ReactorError::Bind(cfg.listen, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ReactorError::Bind(cfg.listen, e))?;
+        let mut listener = TcpListener::from_std(listener);
         let local_addr = listener
             .local_addr()
             .map_err(|e| ReactorError::Bind(cfg.listen, e))?;
