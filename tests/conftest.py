@@ -19,7 +19,7 @@ from typing import Iterable, Optional
 import pytest
 
 import harness
-from harness import Proc, RawBackend
+from harness import Proc, RawBackend, ScriptedBackend
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -34,6 +34,11 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append(
                 (f"requests seen by raw backend {rb.name} ({rb.addr})", "\n".join(lines) or "<none>")
             )
+        for sb in getattr(item, "_scripted_backends", []):
+            text = "\n".join(f"conn {i + 1}: {raw[:2000]!r}" for i, raw in enumerate(sb.raw_by_conn()))
+            if sb.errors:
+                text += "\nscript errors:\n" + "\n".join(sb.errors)
+            rep.sections.append((f"bytes received by scripted backend {sb.name} ({sb.addr})", text or "<none>"))
 
 
 @pytest.fixture
@@ -140,3 +145,21 @@ def three_backends(backend_factory, ekilibri_factory):
     backends = backend_factory(3)
     lb = ekilibri_factory(backends)
     return lb, backends
+
+
+@pytest.fixture
+def scripted_backend_factory(request):
+    """`factory(name, script)` starts a harness.ScriptedBackend: every
+    connection runs `script(conn)` (default: 200 for every request) and every
+    byte received is recorded exactly, per connection. All stopped at teardown."""
+    backends: list[ScriptedBackend] = []
+    request.node._scripted_backends = backends
+
+    def start(name: str = "scripted", script=None) -> ScriptedBackend:
+        sb = ScriptedBackend(name=name, script=script)
+        backends.append(sb)
+        return sb
+
+    yield start
+    for sb in backends:
+        sb.stop()

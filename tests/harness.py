@@ -325,6 +325,8 @@ class RawBackend:
     requests: list[RecordedRequest] = field(default_factory=list)
     connections: int = 0
     closed_by_backend: int = 0
+    # Every byte received, exactly as it came, per connection id (1-based).
+    received: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -393,6 +395,7 @@ class RawBackend:
                 self.connections += 1
                 conn_id = self.connections
                 self._conns.add(conn)
+                self.received[conn_id] = bytearray()
             t = threading.Thread(target=self._serve, args=(conn, conn_id), daemon=True)
             t.start()
             self._threads.append(t)
@@ -413,6 +416,8 @@ class RawBackend:
                         continue
                     if not data:
                         return False
+                    with self._lock:
+                        self.received[conn_id] += data
                     buf.extend(data)
                     return True
 
@@ -519,6 +524,252 @@ class RawBackend:
         for c in conns:
             try:
                 c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(2)
+
+
+# ------------------------------------------------------------ scripted backend
+
+
+class BackendConn:
+    """One connection accepted by a ScriptedBackend, handed to its script.
+
+    Every byte received is appended to `raw`, exactly as it came, before any
+    parsing; `buf` holds what the script has not consumed yet."""
+
+    def __init__(self, owner: "ScriptedBackend", sock: socket.socket, index: int):
+        self.owner = owner
+        self.sock = sock
+        self.index = index  # 1-based, in accept order
+        self.raw = bytearray()
+        self.buf = bytearray()
+        self.sent = bytearray()
+        self.eof = False
+        self.closed_by_us = False
+        self.requests: list = []  # wire.Request objects read by the script
+        self.finished = threading.Event()  # the script returned
+        self.peer_closed: Optional[bool] = None  # set by scripts that watch for it
+
+    def _fill(self, timeout: float) -> bool:
+        """Reads more bytes; False on EOF (or reset). Raises TimeoutError."""
+        if self.eof:
+            return False
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            raise TimeoutError(f"{self.owner.name} conn {self.index}: nothing received within {timeout:.1f} s")
+        except (ConnectionResetError, OSError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        with self.owner._lock:
+            self.raw += data
+        self.buf += data
+        return True
+
+    def read_request(self, timeout: float = 5.0):
+        """The next request, strictly parsed (wire.parse_request), or None if
+        the peer closed with nothing pending. A malformed or truncated request
+        raises wire.Malformed (and is recorded as a backend error)."""
+        import wire
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                req, end = wire.parse_request(bytes(self.buf))
+            except wire.Incomplete:
+                if not self._fill(deadline - time.monotonic()):
+                    if self.buf:
+                        raise wire.Malformed(f"connection closed inside a request: {bytes(self.buf[:300])!r}")
+                    return None
+                continue
+            del self.buf[:end]
+            self.requests.append(req)
+            return req
+
+    def read_head(self, timeout: float = 5.0):
+        """The next request head only (the body stays unread), or None on EOF."""
+        import wire
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                req, end = wire.parse_head(bytes(self.buf))
+            except wire.Incomplete:
+                if not self._fill(deadline - time.monotonic()):
+                    return None
+                continue
+            del self.buf[:end]
+            return req
+
+    def read_body(self, req, timeout: float = 5.0):
+        """Reads the body of a head from read_head into it."""
+        import wire
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if req.framing == "length":
+                    if len(self.buf) < req.length:
+                        raise wire.Incomplete()
+                    req.body = bytes(self.buf[: req.length])
+                    end = req.length
+                elif req.framing == "chunked":
+                    end = wire.parse_chunked(bytes(self.buf), 0, req)
+                else:
+                    end = 0
+            except wire.Incomplete:
+                if not self._fill(deadline - time.monotonic()):
+                    raise wire.Malformed("connection closed inside a request body")
+                continue
+            req.raw = req.raw_head + bytes(self.buf[:end])
+            del self.buf[:end]
+            self.requests.append(req)
+            return req
+
+    def recv_some(self, timeout: float = 5.0) -> bytes:
+        """Whatever arrives next (b"" on EOF), bypassing HTTP parsing."""
+        if self.buf:
+            data = bytes(self.buf)
+            self.buf.clear()
+            return data
+        if not self._fill(timeout):
+            return b""
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def wait_closed(self, timeout: float = 3.0) -> bool:
+        """True if the peer closes within `timeout` s (bytes that arrive in
+        the meantime are recorded in `raw`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self._fill(min(0.1, deadline - time.monotonic())):
+                    return True
+            except TimeoutError:
+                continue
+        return False
+
+    def send(self, data: bytes) -> None:
+        self.sent += data
+        self.sock.sendall(data)
+
+    def close(self, reset: bool = False) -> None:
+        self.closed_by_us = True
+        try:
+            if reset:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def ok_response(body: bytes, extra: str = "", close: bool = False) -> bytes:
+    return (
+        f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}"
+        + ("Connection: close\r\n" if close else "")
+        + "\r\n"
+    ).encode("latin-1") + body
+
+
+def serve_default(bc: BackendConn) -> None:
+    """Answers every request with 200 and "NAME METHOD TARGET BODYLEN\\n"."""
+    while True:
+        req = bc.read_request(timeout=30)
+        if req is None:
+            return
+        payload = f"{bc.owner.name} {req.method} {req.target} {len(req.body)}\n".encode()
+        close = any(t.lower() == "close" for t in req.list_values("connection"))
+        bc.send(ok_response(b"" if req.method == "HEAD" else payload, f"X-Backend: {bc.owner.name}\r\n", close))
+        if close:
+            return
+
+
+class ScriptedBackend:
+    """A raw TCP backend: each accepted connection runs `script(conn)` (a
+    BackendConn) in a thread of its own; the default script serves every
+    request with 200. Every byte received is recorded per connection,
+    exactly, so tests can check what a proxy forwarded down to the byte.
+    Exceptions raised by scripts are kept in `errors`."""
+
+    def __init__(self, name: str = "scripted", script=None):
+        self.name = name
+        self.script = script or serve_default
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.conns: list[BackendConn] = []
+        self.errors: list[str] = []
+        self._threads: list[threading.Thread] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.05)
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        t = threading.Thread(target=self._accept_loop, name=f"scripted-{name}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self.sock.accept()
+            except (socket.timeout, TimeoutError):
+                continue
+            except OSError:
+                return
+            with self._lock:
+                bc = BackendConn(self, sock, len(self.conns) + 1)
+                self.conns.append(bc)
+            t = threading.Thread(target=self._run, args=(bc,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _run(self, bc: BackendConn) -> None:
+        try:
+            self.script(bc)
+        except Exception as e:  # noqa: BLE001 - reported by the tests
+            if not self._stop.is_set():
+                with self._lock:
+                    self.errors.append(f"conn {bc.index}: {type(e).__name__}: {e}")
+        finally:
+            bc.close()
+            bc.finished.set()
+
+    def raw_by_conn(self) -> list[bytes]:
+        with self._lock:
+            return [bytes(c.raw) for c in self.conns]
+
+    def requests(self) -> list:
+        """Every request the scripts read, in connection order."""
+        with self._lock:
+            return [r for c in self.conns for r in c.requests]
+
+    def wait_conns(self, n: int, timeout: float = 3.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.conns) >= n:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         for t in self._threads:

@@ -1,0 +1,330 @@
+"""Protocol features: pipelining, Expect: 100-continue, 1xx, Upgrade
+tunnels, CONNECT, absolute-form targets, HTTP/1.0 clients."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from harness import ok_response, serve_default
+from rfc9112_support import assert_rejected, backend_requests, connect, read_all, start
+
+
+def test_pipelined_requests_are_answered_in_order(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    raw = (
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nabcdefg"
+        b"HEAD /3 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /4 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"
+        b"GET /5 HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    with connect(lb) as c:
+        c.send(raw)
+        rs = [c.read_response(m) for m in ("GET", "POST", "HEAD", "POST", "GET")]
+    assert [r.status for r in rs] == [200] * 5, rs
+    assert [r.body for r in rs] == [
+        b"origin GET /1 0\n",
+        b"origin POST /2 7\n",
+        b"",
+        b"origin POST /4 3\n",
+        b"origin GET /5 0\n",
+    ], rs
+    reqs = backend_requests(sb)
+    assert [(r.method, r.target, r.body) for r in reqs] == [
+        ("GET", "/1", b""),
+        ("POST", "/2", b"abcdefg"),
+        ("HEAD", "/3", b""),
+        ("POST", "/4", b"xyz"),
+        ("GET", "/5", b""),
+    ], reqs
+
+
+def test_pipelined_request_after_a_bad_one_is_never_forwarded(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(
+            b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        r1 = c.read_response()
+        r2 = c.read_response()
+        assert r1.status == 200 and r1.body == b"origin GET /ok 0\n", r1
+        assert r2.status == 400 and r2.has_token("connection", "close"), r2
+        assert c.wait_closed(3.0), "connection still open after the 400"
+    assert [r.target for r in backend_requests(sb)] == ["/ok"]
+
+
+def test_request_after_connection_close_is_never_forwarded(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    for first in (
+        b"GET /1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /1 HTTP/1.0\r\n\r\n",
+    ):
+        with connect(lb) as c:
+            c.send(first + b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+            r = c.read_response()
+            assert r.status == 200 and r.has_token("connection", "close"), r
+            assert c.wait_closed(3.0), "connection not closed after Connection: close"
+    assert [r.target for r in backend_requests(sb)] == ["/1", "/1"]
+
+
+def test_half_closed_client_gets_its_response(scripted_backend_factory, ekilibri_factory):
+    """A client that shuts down its sending side right after the request
+    (as `nc -N` does) still gets the whole response."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    for req, expected in (
+        (b"GET /h HTTP/1.1\r\nHost: x\r\n\r\n", b"origin GET /h 0\n"),
+        (b"POST /h HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok", b"origin POST /h 2\n"),
+    ):
+        with connect(lb) as c:
+            c.send(req)
+            c.sock.shutdown(socket.SHUT_WR)
+            data = read_all(c)
+        assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\n" + expected), data
+
+
+# ------------------------------------------------------------ 100-continue
+
+
+def continue_script(send_continue: bool):
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        if send_continue and (req.header("expect") or "").lower() == "100-continue":
+            bc.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        bc.read_body(req)
+        bc.send(ok_response(b"got " + req.body))
+        serve_default(bc)
+
+    return script
+
+
+def test_expect_100_continue_waits_for_the_backend_100(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, continue_script(True))
+    body = b"the request body"
+    with connect(lb, timeout=3) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        interim = c.read_response("POST", skip_interim=False)  # would time out in a deadlock
+        assert interim.status == 100, interim
+        c.send(body)
+        r = c.read_response("POST")
+        assert r.status == 200 and r.body == b"got " + body, r
+    reqs = backend_requests(sb)
+    assert len(reqs) == 1 and reqs[0].body == body, reqs
+    assert (reqs[0].header("expect") or "").lower() == "100-continue", reqs[0]
+
+
+def test_expect_100_continue_with_a_silent_backend_does_not_deadlock(scripted_backend_factory, ekilibri_factory):
+    """The backend reads the body without sending 100; a client that waits
+    a while for a 100 (from the proxy or backend) and then sends the body
+    anyway, as curl does, gets its response."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, continue_script(False))
+    body = b"x" * 1000
+    with connect(lb, timeout=3) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n")
+        early = c.pending(1.0)
+        assert early is not None, "connection closed while waiting for 100"
+        assert early == b"" or early.startswith(b"HTTP/1.1 100 "), early
+        c.send(body)
+        r = c.read_response("POST")
+        assert r.status == 200 and r.body == b"got " + body, r
+
+
+def test_expect_100_continue_refused_by_the_backend(scripted_backend_factory, ekilibri_factory):
+    """The backend answers 417 without reading the body. The client gets the
+    417 without sending its body; it may then send the body and a next
+    request on the same connection, unless the 417 said Connection: close."""
+
+    def script(bc):
+        if bc.index == 1:
+            req = bc.read_head()
+            if req is None:
+                return
+            bc.send(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        serve_default(bc)
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb, timeout=3) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        r = c.read_response("POST")
+        assert r.status == 417, r
+        c.send(b"hello" + b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            r2 = c.read_response()
+        except AssertionError:
+            r2 = None
+        if r2 is None:
+            assert r.has_token("connection", "close"), (
+                f"ekilibri closed the connection after a 417 that did not say Connection: close: {r!r}"
+            )
+        else:
+            assert r2.status == 200 and r2.body == b"origin GET /next 0\n", r2
+    assert sb.conns[0].raw.count(b"hello") == 0, "the body reached the backend that refused it"
+
+
+# ------------------------------------------------------------ 1xx
+
+
+def interim_script(release: threading.Event):
+    def script(bc):
+        if bc.read_request() is None:
+            return
+        bc.send(b"HTTP/1.1 102 Processing\r\n\r\n")
+        bc.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        release.wait(3.0)
+        bc.send(ok_response(b"final"))
+        serve_default(bc)
+
+    return script
+
+
+def test_1xx_responses_are_passed_through_before_the_final_one(scripted_backend_factory, ekilibri_factory):
+    release = threading.Event()
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, interim_script(release))
+    with connect(lb, timeout=3) as c:
+        c.send(b"GET /hints HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = c.read_response(skip_interim=False)
+        second = c.read_response(skip_interim=False)
+        release.set()  # the final response is only sent now
+        final = c.read_response()
+    assert (first.status, second.status, final.status) == (102, 103, 200), (first, second, final)
+    assert second.header("link") == "</style.css>; rel=preload", second
+    assert final.body == b"final", final
+
+
+def test_no_1xx_to_an_http10_client(scripted_backend_factory, ekilibri_factory):
+    release = threading.Event()
+    release.set()
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, interim_script(release))
+    with connect(lb, timeout=3) as c:
+        c.send(b"GET /hints HTTP/1.0\r\n\r\n")
+        data = read_all(c)
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert data.endswith(b"\r\n\r\nfinal"), data
+
+
+# ------------------------------------------------------------ Upgrade
+
+
+def websocket_script(bc):
+    req = bc.read_request()
+    if req is None:
+        return
+    upgrade = (req.header("upgrade") or "").lower()
+    conn = {t.lower() for t in req.list_values("connection")}
+    if upgrade != "websocket" or "upgrade" not in conn:
+        bc.send(ok_response(b"no upgrade offered", close=True))
+        return
+    bc.send(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+    while True:
+        data = bc.recv_some(5.0)
+        if not data:
+            return
+        bc.send(data)
+
+
+def test_upgrade_to_websocket_becomes_a_byte_tunnel(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, websocket_script)
+    with connect(lb, timeout=3) as c:
+        c.send(
+            b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        r = c.read_response()
+        assert r.status == 101, f"no 101 through the proxy: {r!r}; backend saw {sb.raw_by_conn()!r}"
+        assert (r.header("upgrade") or "").lower() == "websocket", r
+        # Bytes that are not HTTP, and bytes that look like HTTP: both go through untouched.
+        for msg in (b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", bytes(range(256))):
+            c.send(msg)
+            got = b""
+            deadline = time.monotonic() + 3
+            while len(got) < len(msg) and time.monotonic() < deadline:
+                piece = c.pending(0.2)
+                if piece is None:
+                    break
+                got += piece
+            assert got == msg, f"tunnel echo: sent {msg!r}, got {got!r}"
+
+
+def test_connect_is_refused(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    assert_rejected(lb, sb, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", (405, 501), close=False)
+
+
+# ------------------------------------------------------------ targets
+
+
+def test_absolute_form_becomes_origin_form_with_its_host(scripted_backend_factory, ekilibri_factory):
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(
+            b"GET http://example.com:8080/p/q?x=1&y=%2F HTTP/1.1\r\nHost: other.test\r\n\r\n"
+            b"GET http://example.org HTTP/1.1\r\nHost: example.org\r\n\r\n"
+            b"GET http://example.net/?q HTTP/1.0\r\n\r\n"
+        )
+        rs = [c.read_response() for _ in range(3)]
+    assert [r.status for r in rs] == [200] * 3, rs
+    reqs = backend_requests(sb)
+    assert [(r.target, r.header_all("host")) for r in reqs] == [
+        ("/p/q?x=1&y=%2F", ["example.com:8080"]),
+        ("/", ["example.org"]),
+        ("/?q", ["example.net"]),
+    ], reqs
+
+
+def test_asterisk_form_and_absolute_options(scripted_backend_factory, ekilibri_factory):
+    """`OPTIONS *` passes as is; `OPTIONS http://host` (empty path) becomes
+    `OPTIONS *` (RFC 9112 3.2.4)."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nOPTIONS http://example.com:81 HTTP/1.1\r\nHost: x\r\n\r\n")
+        rs = [c.read_response() for _ in range(2)]
+    assert [r.status for r in rs] == [200, 200], rs
+    reqs = backend_requests(sb)
+    assert [(r.method, r.target, r.header_all("host")) for r in reqs] == [
+        ("OPTIONS", "*", ["x"]),
+        ("OPTIONS", "*", ["example.com:81"]),
+    ], reqs
+
+
+# ------------------------------------------------------------ HTTP/1.0
+
+
+def test_http10_client_never_gets_chunked(scripted_backend_factory, ekilibri_factory):
+    def chunked_script(bc):
+        while bc.read_request() is not None:
+            bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, chunked_script)
+    for request in (b"GET /c HTTP/1.0\r\n\r\n", b"GET /c HTTP/1.0\r\nConnection: keep-alive\r\nHost: x\r\n\r\n"):
+        with connect(lb, timeout=3) as c:
+            c.send(request)
+            data = read_all(c)
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), data
+        assert b"transfer-encoding" not in head.lower(), f"HTTP/1.0 client got a Transfer-Encoding: {data!r}"
+        assert body == b"hello world", data
+    reqs = backend_requests(sb)
+    assert all(r.version == "HTTP/1.1" and len(r.header_all("host")) == 1 for r in reqs), reqs
+
+
+def test_http10_client_gets_close_delimited_body_as_is(scripted_backend_factory, ekilibri_factory):
+    def script(bc):
+        if bc.read_request() is None:
+            return
+        bc.send(b"HTTP/1.1 200 OK\r\n\r\nuntil close")
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb, timeout=3) as c:
+        c.send(b"GET /c HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = read_all(c)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and body == b"until close", data
