@@ -138,10 +138,23 @@ impl BodyRelay {
             }
         }
         if self.input_done && !self.done {
+            let trailers = match &self.source {
+                Source::Chunked(dec) => dec.trailers(),
+                _ => b"",
+            };
             self.done = match self.out {
                 OutCoding::Identity => true,
-                OutCoding::Chunked if dst.space() >= LAST_CHUNK.len() => {
-                    dst.put(LAST_CHUNK);
+                OutCoding::Chunked if dst.space() >= LAST_CHUNK.len() + trailers.len() => {
+                    // The last chunk, then the trailer fields that may be
+                    // forwarded (RFC 9110 §6.5.1), then the final CRLF.
+                    dst.put(b"0\r\n");
+                    for line in trailers.split_inclusive(|&b| b == b'\n') {
+                        let name = line.split(|&b| b == b':').next().unwrap_or(b"");
+                        if trailer_forwardable(name) {
+                            dst.put(line);
+                        }
+                    }
+                    dst.put(b"\r\n");
                     progress = true;
                     true
                 }
@@ -167,6 +180,31 @@ impl BodyRelay {
             _ => Err(BodyError::Truncated),
         }
     }
+}
+
+/// Trailer fields that must not travel in a trailer section: framing,
+/// routing, connection and authentication fields, and the ones that change
+/// how the content is read (RFC 9110 §6.5.1).
+fn trailer_forwardable(name: &[u8]) -> bool {
+    const PROHIBITED: [&[u8]; 16] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"authorization",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"www-authenticate",
+        b"content-encoding",
+        b"content-type",
+        b"content-range",
+    ];
+    !name.is_empty() && !PROHIBITED.iter().any(|p| name.eq_ignore_ascii_case(p))
 }
 
 fn write_data(out: OutCoding, data: &[u8], dst: &mut Buf) {
@@ -241,6 +279,16 @@ mod tests {
         assert!(relay.is_done());
         let (plain, _, _) = run(Framing::Chunked, OutCoding::Identity, &got, 64, false);
         assert_eq!(plain, b"hello world");
+    }
+
+    #[test]
+    fn safe_trailers_are_forwarded() {
+        let body = b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\nContent-Length: 9\r\nHost: evil\r\n\r\n";
+        let (got, relay, _) = run(Framing::Chunked, OutCoding::Chunked, body, 256, false);
+        assert!(relay.is_done());
+        assert_eq!(got, b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\n\r\n");
+        let (got, _, _) = run(Framing::Chunked, OutCoding::Identity, body, 256, false);
+        assert_eq!(got, b"abc");
     }
 
     #[test]

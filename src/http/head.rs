@@ -233,21 +233,21 @@ impl<'a> FieldFacts<'a> {
     /// when forwarding (RFC 9110 §7.6.1), and for the framing fields the
     /// proxy writes itself.
     fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        const FIXED: [&[u8]; 9] = [
+        const FIXED: [&[u8]; 8] = [
             b"connection",
             b"keep-alive",
             b"proxy-connection",
             b"te",
             b"transfer-encoding",
             b"upgrade",
-            b"trailer",
             b"proxy-authorization",
             b"content-length",
         ];
         FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
-            || self.connection_tokens[..self.n_tokens]
-                .iter()
-                .any(|t| name.eq_ignore_ascii_case(t))
+            || (!name.eq_ignore_ascii_case(b"host")
+                && self.connection_tokens[..self.n_tokens]
+                    .iter()
+                    .any(|t| name.eq_ignore_ascii_case(t)))
     }
 
     /// Final transfer coding is `chunked` (and nothing odd around it).
@@ -258,9 +258,72 @@ impl<'a> FieldFacts<'a> {
         if self.te_count > 1 {
             return Err(HeadError::Malformed("repeated Transfer-Encoding"));
         }
-        let last = te.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
+        let mut codings = te.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty());
+        let last = codings.next_back().unwrap_or(b"");
+        // Chunked may be applied once only, and last (RFC 9112 §6.1).
+        if codings.any(|c| c.eq_ignore_ascii_case(b"chunked")) {
+            return Err(HeadError::Malformed("chunked applied more than once"));
+        }
         Ok(last.eq_ignore_ascii_case(b"chunked"))
     }
+
+    /// The transfer codings applied before the final `chunked` (or all of
+    /// them when the last one is not `chunked`), e.g. `gzip` for
+    /// `gzip, chunked`: they describe the body and travel with it.
+    fn inner_codings(&self) -> &'a [u8] {
+        let Some(te) = self.transfer_encoding else {
+            return b"";
+        };
+        let te = trim(te);
+        match te.iter().rposition(|&b| b == b',') {
+            Some(comma) if trim(&te[comma + 1..]).eq_ignore_ascii_case(b"chunked") => {
+                trim(&te[..comma])
+            }
+            None if te.eq_ignore_ascii_case(b"chunked") => b"",
+            _ => te,
+        }
+    }
+
+    /// `TE` listed `trailers` (the only TE value that is forwarded).
+    fn te_trailers(headers: &[httparse::Header<'_>]) -> bool {
+        headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("te")
+                && h.value.split(|&b| b == b',').any(|t| {
+                    trim(t.split(|&b| b == b';').next().unwrap_or(b""))
+                        .eq_ignore_ascii_case(b"trailers")
+                })
+        })
+    }
+}
+
+/// A `Host` value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986):
+/// no user info, path, spaces or lists.
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inner = &v[1..end];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        (&v[..=end], &v[end + 1..])
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    let host_ok = host.starts_with(b"[")
+        || host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=%".contains(&b));
+    let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
+    host_ok && port_ok
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -295,6 +358,16 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
         }
     }
     value.ok_or(HeadError::Malformed("invalid Content-Length"))
+}
+
+/// `Transfer-Encoding: chunked`, after the codings the body already had.
+fn write_chunked_field(out: &mut Buf, inner: &[u8]) {
+    out.put(b"Transfer-Encoding: ");
+    if !inner.is_empty() {
+        out.put(inner);
+        out.put(b", ");
+    }
+    out.put(b"chunked\r\n");
 }
 
 fn write_field(out: &mut Buf, name: &[u8], value: &[u8]) {
@@ -386,10 +459,24 @@ pub fn rewrite_request(
         if target.starts_with('/') || (target == "*" && method == Method::Options) {
             (None, target)
         } else if let Some((a, p)) = split_absolute(target) {
-            (Some(a), if p.is_empty() { "/" } else { p })
+            // RFC 9112 §3.2.4: an absolute-form OPTIONS with an empty path
+            // becomes the asterisk form.
+            let origin = match (p.is_empty(), method) {
+                (true, Method::Options) => "*",
+                (true, _) => "/",
+                (false, _) => p,
+            };
+            (Some(a), origin)
         } else {
             return Err(HeadError::Malformed("invalid request target"));
         };
+    let bad_host_field = req
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("host") && !valid_host(trim(h.value)));
+    if bad_host_field || authority.is_some_and(|a| !valid_host(a.as_bytes())) {
+        return Err(HeadError::Malformed("invalid Host"));
+    }
     if facts.host_count > 1
         || (version == Version::Http11 && facts.host_count == 0 && authority.is_none())
     {
@@ -480,7 +567,6 @@ pub fn rewrite_request(
     write_field(out, b"Via", VIA);
     if upgrade {
         write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
-        out.put(b"Connection: upgrade\r\n");
     }
     match framing {
         Framing::Length(n) => {
@@ -488,9 +574,21 @@ pub fn rewrite_request(
             out.put_u64(n);
             out.put(b"\r\n");
         }
-        Framing::Chunked => out.put(b"Transfer-Encoding: chunked\r\n"),
+        Framing::Chunked => write_chunked_field(out, facts.inner_codings()),
         Framing::None if facts.content_length == Some(0) => out.put(b"Content-Length: 0\r\n"),
         _ => {}
+    }
+    // TE is a connection option: whoever sends it names it in Connection
+    // (RFC 9110 §10.1.4), as the Upgrade offer is.
+    let te = FieldFacts::te_trailers(req.headers);
+    if te {
+        out.put(b"TE: trailers\r\n");
+    }
+    match (te, upgrade) {
+        (true, true) => out.put(b"Connection: TE, upgrade\r\n"),
+        (true, false) => out.put(b"Connection: TE\r\n"),
+        (false, true) => out.put(b"Connection: upgrade\r\n"),
+        (false, false) => {}
     }
     out.put(b"\r\n");
 
@@ -505,12 +603,23 @@ pub fn rewrite_request(
     })
 }
 
+/// A well-formed request line (`method SP target SP HTTP/x.y`) whose only
+/// fault is the version: that is a 505, anything else a 400.
 fn looks_like_http_version(input: &[u8]) -> bool {
     let line_end = memchr(b'\r', input).unwrap_or(input.len());
-    let line = &input[..line_end];
-    line.rsplit(|&b| b == b' ')
-        .next()
-        .is_some_and(|v| v.starts_with(b"HTTP/"))
+    let mut parts = input[..line_end].split(|&b| b == b' ');
+    let (Some(m), Some(t), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !m.is_empty()
+        && !t.is_empty()
+        && v.len() == 8
+        && v.starts_with(b"HTTP/")
+        && v[5].is_ascii_digit()
+        && v[6] == b'.'
+        && v[7].is_ascii_digit()
 }
 
 /// The request facts a response rewrite depends on.
@@ -638,7 +747,14 @@ pub fn rewrite_response(
             out.put(b"\r\n");
         }
         (Framing::Chunked | Framing::UntilClose, OutCoding::Chunked) => {
-            out.put(b"Transfer-Encoding: chunked\r\n");
+            write_chunked_field(out, facts.inner_codings());
+        }
+        (Framing::Chunked | Framing::UntilClose, OutCoding::Identity)
+            if !facts.inner_codings().is_empty() =>
+        {
+            // An HTTP/1.0 client gets the body close-delimited; the codings
+            // that remain on it are still named.
+            write_field(out, b"Transfer-Encoding", facts.inner_codings());
         }
         _ => {}
     }

@@ -36,6 +36,8 @@ pub(super) enum ProxyError {
     BadResponse,
     /// The client's request body was malformed.
     BadRequestBody,
+    /// The client stalled in the middle of its request body.
+    ClientTimeout,
 }
 
 impl ProxyError {
@@ -45,6 +47,7 @@ impl ProxyError {
             | ProxyError::WriteTimeout
             | ProxyError::ReadTimeout => 504,
             ProxyError::BadRequestBody => 400,
+            ProxyError::ClientTimeout => 408,
             _ => 502,
         }
     }
@@ -58,6 +61,7 @@ impl ProxyError {
             ProxyError::ReadTimeout => "read timeout",
             ProxyError::BadResponse => "invalid response",
             ProxyError::BadRequestBody => "invalid request body",
+            ProxyError::ClientTimeout => "client stalled in its request body",
         }
     }
 }
@@ -170,6 +174,8 @@ pub(super) struct ClientConn {
     pub head_since: Option<Tick>,
     /// When the connection last became idle between requests.
     pub idle_since: Tick,
+    /// Last time bytes came from the client.
+    pub last_in: Tick,
     /// Last time bytes were written to the client.
     pub last_out: Tick,
     pub timer: Armed,

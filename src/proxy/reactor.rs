@@ -155,6 +155,7 @@ enum Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Due {
     ClientHeader,
+    ClientBody,
     ClientIdle,
     ClientSend,
     ClientLinger,
@@ -438,6 +439,7 @@ impl Reactor {
             ex: None,
             head_since: None,
             idle_since: self.now,
+            last_in: self.now,
             last_out: self.now,
             timer: None,
             dirty: false,
@@ -519,7 +521,10 @@ impl Reactor {
         }
         if c.phase == ClientPhase::Open && c.rd.readable && c.inbuf.space() > 0 {
             let (outcome, n) = read_into(&mut c.sock, &mut c.inbuf, &mut c.rd);
-            progress |= n > 0;
+            if n > 0 {
+                progress = true;
+                c.last_in = now;
+            }
             if let IoOutcome::Error(_) = outcome {
                 return Step::Close;
             }
@@ -946,8 +951,9 @@ impl Reactor {
             if ex.head_held > 0 {
                 c.inbuf.consume(ex.head_held);
             }
-            let keep =
-                ex.req.keep_alive && ex.req_body.input_done() && err != ProxyError::BadRequestBody;
+            let keep = ex.req.keep_alive
+                && ex.req_body.input_done()
+                && !matches!(err, ProxyError::BadRequestBody | ProxyError::ClientTimeout);
             queue_error(c, &mut self.bufs, err.status(), keep);
         }
         c.idle_since = self.now;
@@ -958,7 +964,9 @@ impl Reactor {
         }
         match err {
             ProxyError::Connect(_) => {}
-            ProxyError::BadRequestBody => debug!("client: {}", err.describe()),
+            ProxyError::BadRequestBody | ProxyError::ClientTimeout => {
+                debug!("client: {}", err.describe())
+            }
             _ => warn!("backend {addr}: {}", err.describe()),
         }
     }
@@ -1212,6 +1220,14 @@ impl Reactor {
                 _ if !c.outbuf.is_empty() => {
                     Some((c.last_out.after(cfg.keepalive_timeout), Due::ClientSend))
                 }
+                // Waiting for more of the request body: the client may not
+                // stall longer than it may take over a head (slow POST).
+                _ if c.ex.as_ref().is_some_and(|ex| {
+                    ex.head_held == 0 && !ex.req_body.input_done() && c.inbuf.is_empty()
+                }) =>
+                {
+                    Some((c.last_in.after(cfg.client_header_timeout), Due::ClientBody))
+                }
                 _ if c.ex.is_some() => None,
                 _ => match c.head_since {
                     Some(t) => Some((t.after(cfg.client_header_timeout), Due::ClientHeader)),
@@ -1349,6 +1365,10 @@ impl Reactor {
                     queue_error(c, &mut self.bufs, 408, false);
                     self.drive(key);
                 }
+            }
+            Due::ClientBody => {
+                self.fail_exchange(key, ProxyError::ClientTimeout);
+                self.drive(key);
             }
             Due::ClientIdle | Due::ClientSend | Due::ClientLinger => self.close_client(key),
             Due::PoolIdle => {
@@ -1503,7 +1523,10 @@ fn relay_response(
                 let ctx = RequestContext {
                     head_request: ex.req.method == Method::Head,
                     client_version: ex.req.version,
-                    client_keep_alive: ex.req.keep_alive,
+                    // A final answer before the body the client holds back
+                    // for a 100 (e.g. 417): the body never comes, so close.
+                    client_keep_alive: ex.req.keep_alive
+                        && (!ex.req.expect_continue || ex.req_body.input_done()),
                     upgrade: ex.req.upgrade,
                 };
                 let before = client_out.len();
