@@ -97,8 +97,14 @@ fn main() -> ExitCode {
         println!("      curl -i -X POST --data hello http://{addr}/echo");
         println!("Stop with Ctrl-C.");
     }
+    for r in &mut reactors {
+        if let Err(e) = r.enable_signals() {
+            eprintln!("ekilibri: cannot set up signal handling: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let mut last = reactors.pop().expect("at least one worker");
-    let threads: Vec<_> = reactors
+    let threads: Vec<std::io::Result<std::thread::JoinHandle<()>>> = reactors
         .into_iter()
         .enumerate()
         .map(|(i, mut r)| {
@@ -118,11 +124,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    // The main thread is the last worker; any worker failing ends the process.
+    // The main thread is the last worker; any worker failing ends the
+    // process. Every worker returns after a graceful shutdown.
     let result = last.run();
     if let Err(e) = result {
         eprintln!("ekilibri: {e}");
         return ExitCode::from(1);
+    }
+    for t in threads.into_iter().flatten() {
+        let _ = t.join();
     }
     ExitCode::SUCCESS
 }

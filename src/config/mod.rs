@@ -95,6 +95,9 @@ pub struct Config {
     /// Worker threads, each with its own event loop, listener socket
     /// (`SO_REUSEPORT`), pools, health state and timers.
     pub workers: usize,
+    /// How long a graceful shutdown may take before connections are
+    /// closed anyway.
+    pub shutdown_timeout: Duration,
 }
 
 /// Reads, parses and validates the configuration file at `path`.

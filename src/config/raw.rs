@@ -47,6 +47,7 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "slow_start",
     "forwarded_headers",
     "workers",
+    "shutdown_timeout",
 ];
 
 /// The file exactly as written: every key optional, integers still signed
@@ -74,6 +75,7 @@ pub(super) struct RawConfig {
     pub slow_start: Option<Int>,
     pub forwarded_headers: Option<bool>,
     pub workers: Option<Int>,
+    pub shutdown_timeout: Option<Int>,
 }
 
 /// A TOML integer, kept signed and wide so that negative and huge values

@@ -73,6 +73,7 @@ fn defaults(servers: Vec<Server>) -> Config {
         slow_start: Duration::ZERO,
         forwarded_headers: true,
         workers: 1,
+        shutdown_timeout: ms(30_000),
     }
 }
 
@@ -141,6 +142,7 @@ retry_budget_min_per_sec = 10
 slow_start = 30
 forwarded_headers = false
 workers = 2
+shutdown_timeout = 5000
 "#;
     let expected = Config {
         servers: vec![srv("10.0.0.1:80"), weighted("[::1]:9000", 5)],
@@ -163,6 +165,7 @@ workers = 2
         slow_start: Duration::from_secs(30),
         forwarded_headers: false,
         workers: 2,
+        shutdown_timeout: ms(5000),
     };
     assert_eq!(ok(text), expected);
 }

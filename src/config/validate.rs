@@ -125,6 +125,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         raw.max_connections,
         DEFAULT_MAX_CONNECTIONS,
     )?;
+    let shutdown_timeout = millis("shutdown_timeout", raw.shutdown_timeout, 30_000)?;
     let workers = ranged("workers", raw.workers, 1, (1, 64), " (threads)")?;
     let retries = ranged(
         "retries",
@@ -178,6 +179,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         slow_start: Duration::from_secs(slow_start),
         forwarded_headers: raw.forwarded_headers.unwrap_or(true),
         workers: workers as usize,
+        shutdown_timeout,
     })
 }
 

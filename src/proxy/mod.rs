@@ -13,5 +13,6 @@ pub mod listen;
 mod probe;
 mod reactor;
 pub mod retry_budget;
+pub mod signals;
 
 pub use reactor::{Reactor, ReactorError};

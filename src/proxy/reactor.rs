@@ -18,6 +18,7 @@ use super::health::{FailureKind, Health, Transition};
 use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
 use super::probe::{self, Probe, ProbePhase};
 use super::retry_budget::RetryBudget;
+use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
 use crate::buf::{Buf, BufPool, LARGE_BUF_SIZE};
 use crate::config::Config;
@@ -33,6 +34,8 @@ use crate::time::{Clock, MonotonicClock, Tick};
 
 /// Token of the client listener.
 const LISTENER: Token = Token(1 << 62);
+/// Token of the signal pipe.
+const SIGNALS: Token = Token(1 << 61);
 /// Timer key bit: the key is a backend index whose probe is due.
 const PROBE_TIMER: u64 = 1 << 63;
 /// Timer key: accepting resumes after a pause (EMFILE).
@@ -168,7 +171,8 @@ enum Due {
 /// wheel and the backends' health.
 pub struct Reactor {
     poll: Poll,
-    listener: TcpListener,
+    /// The client listener; closed (None) once a shutdown starts.
+    listener: Option<TcpListener>,
     local_addr: SocketAddr,
     cfg: Config,
     clock: MonotonicClock,
@@ -198,6 +202,13 @@ pub struct Reactor {
     clients: usize,
     accept_paused: bool,
     accept_pending: bool,
+    /// Signals delivered into the loop (when enabled).
+    signals: Option<SignalPipe>,
+    /// Graceful shutdown under way: no more accepts, no more keep-alive,
+    /// force-close at this deadline.
+    draining: Option<Tick>,
+    /// Stop now (second SIGTERM, or the drain finished).
+    stopped: bool,
 }
 
 impl Reactor {
@@ -252,7 +263,7 @@ impl Reactor {
             bufs: BufPool::new(MAX_IDLE_BUFFERS),
             spare_exchanges: Vec::with_capacity(MAX_IDLE_EXCHANGES),
             poll,
-            listener,
+            listener: Some(listener),
             local_addr,
             loads: vec![BackendLoad::default(); backends.len()],
             strategy: balance::from_kind(cfg.strategy, seed, backends.len()),
@@ -270,6 +281,9 @@ impl Reactor {
             clients: 0,
             accept_paused: false,
             accept_pending: false,
+            signals: None,
+            draining: None,
+            stopped: false,
         })
     }
 
@@ -278,21 +292,98 @@ impl Reactor {
         self.local_addr
     }
 
-    /// Runs the loop forever (until the poller fails).
+    /// Runs the loop until a graceful shutdown completes (or the poller
+    /// fails).
     pub fn run(&mut self) -> Result<(), ReactorError> {
         self.run_while(|| true)
     }
 
     /// Runs turns of the loop while `go()` says so (checked once per turn;
     /// a turn waits at most until the next timer, 500 ms by default with
-    /// health probes). For tests and embedding.
+    /// health probes) and no shutdown has completed. For tests and
+    /// embedding.
     pub fn run_while(&mut self, mut go: impl FnMut() -> bool) -> Result<(), ReactorError> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         let mut expired = Vec::with_capacity(256);
-        while go() {
+        while !self.stopped && go() {
             self.turn(&mut events, &mut expired)?;
+            if let Some(deadline) = self.draining {
+                if self.clients == 0 {
+                    info!("shutdown complete");
+                    self.stopped = true;
+                } else if self.now >= deadline {
+                    warn!("shutdown timeout: closing {} connections", self.clients);
+                    self.stopped = true;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Delivers SIGHUP, SIGTERM, SIGINT and SIGUSR1 into this loop through a
+    /// self-pipe: SIGTERM/SIGINT start a graceful shutdown (a second one
+    /// stops at once).
+    pub fn enable_signals(&mut self) -> io::Result<()> {
+        let pipe = SignalPipe::new()?;
+        self.poll.registry().register(
+            &mut mio::unix::SourceFd(&pipe.fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )?;
+        self.signals = Some(pipe);
+        Ok(())
+    }
+
+    /// Starts a graceful shutdown: stop accepting, answer what is in flight
+    /// with `Connection: close`, close idle connections, and stop when none
+    /// are left or `shutdown_timeout` has passed. A second call stops now.
+    pub fn shutdown(&mut self) {
+        if self.draining.is_some() {
+            warn!(
+                "second stop signal: exiting now with {} connections open",
+                self.clients
+            );
+            self.stopped = true;
+            return;
+        }
+        let deadline = self.now.after(self.cfg.shutdown_timeout);
+        self.draining = Some(deadline);
+        if let Some(mut l) = self.listener.take() {
+            // Closed, not just deregistered: new clients are refused at
+            // once instead of waiting in a backlog nobody accepts from.
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        self.accept_pending = false;
+        info!(
+            "shutting down: finishing {} connections (at most {:?})",
+            self.clients, self.cfg.shutdown_timeout
+        );
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Client(c) if c.ex.is_none() && c.outbuf.is_empty() && c.generation != 0 => {
+                    Some(k)
+                }
+                _ => None,
+            })
+            .collect();
+        for ck in idle {
+            self.close_client(ck);
+        }
+        let busy: Vec<usize> = self
+            .conns
+            .iter()
+            .filter_map(|(k, e)| matches!(e, Entry::Client(c) if c.generation != 0).then_some(k))
+            .collect();
+        for ck in busy {
+            if let Some(Entry::Client(c)) = self.conns.get_mut(ck)
+                && c.ex.is_none()
+            {
+                c.phase = ClientPhase::Closing;
+            }
+            self.mark_dirty(ck);
+        }
     }
 
     /// One turn of the loop: poll, dispatch, drive, fire timers, close.
@@ -314,7 +405,11 @@ impl Reactor {
         for ev in events.iter() {
             let token = ev.token();
             if token == LISTENER {
-                self.accept_pending = true;
+                self.accept_pending = self.draining.is_none();
+                continue;
+            }
+            if token == SIGNALS {
+                self.on_signals();
                 continue;
             }
             let key = token.0 & 0xFFFF_FFFF;
@@ -354,6 +449,26 @@ impl Reactor {
         Ok(())
     }
 
+    fn on_signals(&mut self) {
+        let mut got = [None; 8];
+        let mut n = 0;
+        if let Some(pipe) = &self.signals {
+            pipe.drain(|s| {
+                if n < got.len() {
+                    got[n] = Some(s);
+                    n += 1;
+                }
+            });
+        }
+        for s in got.into_iter().flatten() {
+            match s {
+                Signal::Terminate => self.shutdown(),
+                Signal::Reload => info!("SIGHUP: configuration reload is not supported yet"),
+                Signal::ReopenLogs => {}
+            }
+        }
+    }
+
     fn mark_dirty(&mut self, ck: usize) {
         if let Some(Entry::Client(c)) = self.conns.get_mut(ck)
             && !c.dirty
@@ -391,7 +506,11 @@ impl Reactor {
 
     fn accept(&mut self) {
         while self.clients < self.cfg.max_connections {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                self.accept_pending = false;
+                return;
+            };
+            match listener.accept() {
                 Ok((sock, peer)) => self.admit(sock, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_pending = false;
@@ -613,7 +732,7 @@ impl Reactor {
                     }
                 }
             }
-            match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b) {
+            match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b, self.draining.is_some()) {
                 Ok(p) => progress |= p,
                 Err(e) => return Step::Fail(e),
             }
@@ -644,7 +763,13 @@ impl Reactor {
                         if relay.on_eof().is_err() {
                             return Step::Fail(ProxyError::UpstreamClosed);
                         }
-                        match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b) {
+                        match relay_response(
+                            &mut c.inbuf,
+                            &mut c.outbuf,
+                            ex,
+                            b,
+                            self.draining.is_some(),
+                        ) {
                             Ok(p) => progress |= p,
                             Err(e) => return Step::Fail(e),
                         }
@@ -881,7 +1006,7 @@ impl Reactor {
             _ => unreachable!("finish_exchange before the response is done"),
         };
         let body_done = ex.req_body.is_done();
-        if !(head.client_keep_alive && body_done) {
+        if !(head.client_keep_alive && body_done) || self.draining.is_some() {
             c.phase = ClientPhase::Closing;
         }
         c.idle_since = self.now;
@@ -1505,6 +1630,7 @@ fn relay_response(
     client_out: &mut Buf,
     ex: &mut Exchange,
     b: &mut BackendConn,
+    draining: bool,
 ) -> Result<bool, ProxyError> {
     let mut progress = false;
     loop {
@@ -1526,6 +1652,7 @@ fn relay_response(
                     // A final answer before the body the client holds back
                     // for a 100 (e.g. 417): the body never comes, so close.
                     client_keep_alive: ex.req.keep_alive
+                        && !draining
                         && (!ex.req.expect_continue || ex.req_body.input_done()),
                     upgrade: ex.req.upgrade,
                 };

@@ -1,0 +1,149 @@
+//! Signals delivered into the event loop through a self-pipe: the handler
+//! only writes the signal number to a non-blocking pipe (async-signal-safe),
+//! and the pipe's read end is one more source in the poller. No thread.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Most reactors (workers) that can listen for signals.
+const MAX_PIPES: usize = 64;
+
+/// Write ends of the pipes, one per reactor; -1 = free slot.
+static PIPES: [AtomicI32; MAX_PIPES] = [const { AtomicI32::new(-1) }; MAX_PIPES];
+/// Serialises installation (not the handler, which only reads atomics).
+static INSTALL: Mutex<bool> = Mutex::new(false);
+
+/// A signal the reactor acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGHUP: reload the configuration.
+    Reload,
+    /// SIGTERM or SIGINT: stop gracefully (a second one: stop now).
+    Terminate,
+    /// SIGUSR1: reopen log files.
+    ReopenLogs,
+}
+
+impl Signal {
+    fn from_number(n: u8) -> Option<Signal> {
+        match i32::from(n) {
+            libc::SIGHUP => Some(Signal::Reload),
+            libc::SIGTERM | libc::SIGINT => Some(Signal::Terminate),
+            libc::SIGUSR1 => Some(Signal::ReopenLogs),
+            _ => None,
+        }
+    }
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let byte = sig as u8;
+    for slot in &PIPES {
+        let fd = slot.load(Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: write(2) is async-signal-safe; a full pipe just drops
+            // the byte (the reader already has one pending).
+            unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+        }
+    }
+}
+
+/// The read end of one reactor's signal pipe.
+#[derive(Debug)]
+pub struct SignalPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    slot: usize,
+}
+
+impl SignalPipe {
+    /// Creates a pipe for one reactor and installs the handlers (once per
+    /// process) for SIGHUP, SIGTERM, SIGINT and SIGUSR1.
+    pub fn new() -> io::Result<SignalPipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2(2) fills `fds` on success.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors are fresh and owned here.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let mut installed = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = PIPES
+            .iter()
+            .position(|s| {
+                s.compare_exchange(-1, write.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+            })
+            .ok_or_else(|| io::Error::other("too many signal pipes"))?;
+        if !*installed {
+            for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
+                // SAFETY: a zeroed sigaction with a plain handler and an
+                // empty mask is valid; SA_RESTART keeps other syscalls going.
+                unsafe {
+                    let mut sa: libc::sigaction = std::mem::zeroed();
+                    sa.sa_sigaction = on_signal as *const () as usize;
+                    sa.sa_flags = libc::SA_RESTART;
+                    libc::sigemptyset(&raw mut sa.sa_mask);
+                    if libc::sigaction(sig, &raw const sa, std::ptr::null_mut()) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+            }
+            *installed = true;
+        }
+        Ok(SignalPipe { read, write, slot })
+    }
+
+    /// The descriptor to register with the poller.
+    pub fn fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// Signals received since the last call, in order (drains the pipe).
+    pub fn drain(&self, mut each: impl FnMut(Signal)) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: read(2) into a live buffer of its length.
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return;
+            }
+            for &b in &buf[..n as usize] {
+                if let Some(s) = Signal::from_number(b) {
+                    each(s);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        let _ = PIPES[self.slot].compare_exchange(
+            self.write.as_raw_fd(),
+            -1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raised_signal_reaches_every_pipe() {
+        let a = SignalPipe::new().unwrap();
+        let b = SignalPipe::new().unwrap();
+        // SAFETY: raising a signal whose handler is installed.
+        unsafe { libc::raise(libc::SIGUSR1) };
+        let mut got = Vec::new();
+        a.drain(|s| got.push(s));
+        b.drain(|s| got.push(s));
+        assert_eq!(got, [Signal::ReopenLogs, Signal::ReopenLogs]);
+        a.drain(|_| panic!("drained twice"));
+    }
+}

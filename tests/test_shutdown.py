@@ -1,0 +1,77 @@
+"""Graceful shutdown: SIGTERM finishes what is in flight, then exits 0."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+from rawhttp import HttpConnection
+
+
+def wait_exit(proc, timeout: float) -> int:
+    proc.popen.wait(timeout)
+    proc.stopped = True
+    return proc.popen.returncode
+
+
+def test_sigterm_lets_a_slow_upload_finish_then_exits_0(backend_factory, ekilibri_factory):
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends)
+    body = b"x" * 200_000
+    result = {}
+
+    def upload():
+        with HttpConnection(lb.addr, timeout=20) as c:
+            # The body trickles in while the signal arrives.
+            def pieces():
+                for i in range(0, len(body), 20_000):
+                    time.sleep(0.05)
+                    yield body[i : i + 20_000]
+
+            r = c.request("POST", "/echo", body=pieces(), content_length=len(body))
+            result["status"] = r.status
+            result["body"] = r.body
+
+    t = threading.Thread(target=upload)
+    t.start()
+    time.sleep(0.15)
+    lb.popen.send_signal(signal.SIGTERM)
+    t.join(20)
+    assert result.get("status") == 200, result
+    assert result["body"] == body
+    assert wait_exit(lb, 10) == 0
+    # New clients are refused once the shutdown started.
+    with socket.socket() as s:
+        assert s.connect_ex((lb.host, lb.port)) != 0
+
+
+def test_sigterm_closes_idle_keepalive_connections(backend_factory, ekilibri_factory):
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends)
+    c = HttpConnection(lb.addr, timeout=5)
+    assert c.get("/").status == 200
+    lb.popen.send_signal(signal.SIGTERM)
+    assert wait_exit(lb, 5) == 0
+    c.close()
+
+
+def test_second_sigterm_exits_at_once(backend_factory, ekilibri_factory):
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends, shutdown_timeout=30000)
+    def slow():
+        try:
+            HttpConnection(lb.addr, timeout=30).get("/sleep?ms=20000")
+        except Exception:
+            pass  # cut off by the forced exit, as intended
+
+    threading.Thread(target=slow, daemon=True).start()
+    time.sleep(0.2)
+    lb.popen.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    assert lb.popen.poll() is None, "exited while a request was in flight"
+    started = time.monotonic()
+    lb.popen.send_signal(signal.SIGTERM)
+    wait_exit(lb, 5)
+    assert time.monotonic() - started < 2
