@@ -98,6 +98,9 @@ fn main() -> ExitCode {
         println!("Stop with Ctrl-C.");
     }
     for r in &mut reactors {
+        if !args.demo {
+            r.set_config_path(args.file.clone());
+        }
         if let Err(e) = r.enable_signals() {
             eprintln!("ekilibri: cannot set up signal handling: {e}");
             return ExitCode::from(1);

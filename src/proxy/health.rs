@@ -81,6 +81,16 @@ impl Health {
         }
     }
 
+    /// Changes `max_fails` and the window (on reload); failures recorded so
+    /// far still count.
+    pub fn set_limits(&mut self, max_fails: u32, window: Duration) {
+        self.max_fails = max_fails.max(1) as usize;
+        self.window = window;
+        while self.failures.len() > self.max_fails {
+            self.failures.pop_front();
+        }
+    }
+
     /// Records a failure at `now`.
     pub fn record_failure(&mut self, now: Tick, kind: FailureKind) {
         if self.failures.len() == self.max_fails {

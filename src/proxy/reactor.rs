@@ -5,7 +5,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -120,6 +120,24 @@ struct Backend {
     in_flight: u32,
     /// Slab key of the probe in flight, if any.
     probe: Option<usize>,
+    /// Dropped from the configuration by a reload: never picked again; its
+    /// in-flight requests finish and its connections close.
+    removed: bool,
+}
+
+impl Backend {
+    fn new(s: &crate::config::Server, cfg: &Config) -> Backend {
+        Backend {
+            addr: s.addr,
+            weight: s.weight,
+            host: s.addr.to_string(),
+            health: Health::new(cfg.max_fails, cfg.fail_window),
+            pool: Vec::with_capacity(cfg.pool_size),
+            in_flight: 0,
+            probe: None,
+            removed: false,
+        }
+    }
 }
 
 /// What a retry sends to the next backend.
@@ -204,6 +222,10 @@ pub struct Reactor {
     accept_pending: bool,
     /// Signals delivered into the loop (when enabled).
     signals: Option<SignalPipe>,
+    /// The file SIGHUP reloads.
+    config_path: Option<std::path::PathBuf>,
+    /// Seeds strategies built on reload.
+    seed: u64,
     /// Graceful shutdown under way: no more accepts, no more keep-alive,
     /// force-close at this deadline.
     draining: Option<Tick>,
@@ -240,19 +262,7 @@ impl Reactor {
         let clock = MonotonicClock::new();
         let now = clock.now();
         let mut wheel = Wheel::new(now);
-        let backends: Vec<Backend> = cfg
-            .servers
-            .iter()
-            .map(|s| Backend {
-                addr: s.addr,
-                weight: s.weight,
-                host: s.addr.to_string(),
-                health: Health::new(cfg.max_fails, cfg.fail_window),
-                pool: Vec::with_capacity(cfg.pool_size),
-                in_flight: 0,
-                probe: None,
-            })
-            .collect();
+        let backends: Vec<Backend> = cfg.servers.iter().map(|s| Backend::new(s, &cfg)).collect();
         for i in 0..backends.len() {
             wheel.insert(now.after(cfg.health_check_interval), PROBE_TIMER | i as u64);
         }
@@ -282,6 +292,8 @@ impl Reactor {
             accept_paused: false,
             accept_pending: false,
             signals: None,
+            config_path: None,
+            seed,
             draining: None,
             stopped: false,
         })
@@ -332,6 +344,147 @@ impl Reactor {
         )?;
         self.signals = Some(pipe);
         Ok(())
+    }
+
+    /// The configuration file that SIGHUP re-reads.
+    pub fn set_config_path(&mut self, path: std::path::PathBuf) {
+        self.config_path = Some(path);
+    }
+
+    /// SIGHUP: re-reads and validates the configuration file. On error the
+    /// running configuration stays and one line says why; on success new
+    /// backends, weights, strategy, timeouts, health settings and the
+    /// listen address apply without dropping a connection: a new listener
+    /// is bound before the old one closes, in-flight requests finish, and
+    /// removed backends take no new request and their connections drain.
+    pub fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            warn!("SIGHUP: no configuration file to reload");
+            return;
+        };
+        let new = match crate::config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        match self.apply(new) {
+            Ok(summary) => info!("configuration reloaded: {summary}"),
+            Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Applies a validated configuration; returns what changed.
+    fn apply(&mut self, mut new: Config) -> Result<String, String> {
+        let mut changes = Vec::new();
+        if new.workers != self.cfg.workers {
+            changes.push(format!(
+                "workers stays {} until a restart",
+                self.cfg.workers
+            ));
+            new.workers = self.cfg.workers;
+        }
+        if new.listen != self.cfg.listen && self.draining.is_none() {
+            let std_listener = super::listen::bind(new.listen, new.workers > 1)
+                .map_err(|e| format!("cannot listen on {}: {e}", new.listen))?;
+            let mut listener = TcpListener::from_std(std_listener);
+            self.poll
+                .registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)
+                .map_err(|e| format!("cannot register the new listener: {e}"))?;
+            if let Some(mut old) = self.listener.replace(listener) {
+                let _ = self.poll.registry().deregister(&mut old);
+            }
+            self.local_addr = self
+                .listener
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .unwrap_or(new.listen);
+            self.accept_pending = true;
+            changes.push(format!("listening on {}", self.local_addr));
+        }
+        // Backends: kept ones keep their health and pools, new ones start in
+        // rotation, removed ones drain.
+        let mut added = Vec::new();
+        for s in &new.servers {
+            match self
+                .backends
+                .iter()
+                .position(|b| b.addr == s.addr && !b.removed)
+            {
+                Some(i) => {
+                    let b = &mut self.backends[i];
+                    if b.weight != s.weight {
+                        changes.push(format!("{} weight {} -> {}", s.addr, b.weight, s.weight));
+                        b.weight = s.weight;
+                    }
+                    b.health.set_limits(new.max_fails, new.fail_window);
+                }
+                None => {
+                    self.backends.push(Backend::new(s, &new));
+                    let i = self.backends.len() - 1;
+                    self.wheel.insert(
+                        self.now.after(new.health_check_interval),
+                        PROBE_TIMER | i as u64,
+                    );
+                    added.push(s.addr.to_string());
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        let mut close = Vec::new();
+        for b in self.backends.iter_mut().filter(|b| !b.removed) {
+            if !new.servers.iter().any(|s| s.addr == b.addr) {
+                b.removed = true;
+                close.append(&mut b.pool);
+                removed.push(b.addr.to_string());
+            }
+        }
+        for bk in close {
+            self.close_entry(bk);
+        }
+        if !added.is_empty() {
+            changes.push(format!("backends added [{}]", added.join(", ")));
+        }
+        if !removed.is_empty() {
+            changes.push(format!("backends removed [{}]", removed.join(", ")));
+        }
+        self.loads
+            .resize(self.backends.len(), BackendLoad::default());
+        if new.strategy != self.cfg.strategy {
+            changes.push(format!(
+                "strategy {:?} -> {:?}",
+                self.cfg.strategy, new.strategy
+            ));
+            self.strategy = balance::from_kind(new.strategy, self.seed, self.backends.len());
+        }
+        if (new.retry_budget_percent, new.retry_budget_min_per_sec)
+            != (
+                self.cfg.retry_budget_percent,
+                self.cfg.retry_budget_min_per_sec,
+            )
+        {
+            self.budget = RetryBudget::new(new.retry_budget_percent, new.retry_budget_min_per_sec);
+        }
+        let settings_changed = {
+            let mut a = self.cfg.clone();
+            let mut b = new.clone();
+            a.servers.clear();
+            b.servers.clear();
+            a.listen = b.listen;
+            a.strategy = b.strategy;
+            a != b
+        };
+        if settings_changed {
+            changes.push("settings updated".into());
+        }
+        self.cfg = new;
+        Ok(if changes.is_empty() {
+            "no change".into()
+        } else {
+            changes.join("; ")
+        })
     }
 
     /// Starts a graceful shutdown: stop accepting, answer what is in flight
@@ -463,7 +616,7 @@ impl Reactor {
         for s in got.into_iter().flatten() {
             match s {
                 Signal::Terminate => self.shutdown(),
-                Signal::Reload => info!("SIGHUP: configuration reload is not supported yet"),
+                Signal::Reload => self.reload(),
                 Signal::ReopenLogs => {}
             }
         }
@@ -974,7 +1127,7 @@ impl Reactor {
                 log_transition(b, t, self.now);
             }
             self.loads[i] = BackendLoad {
-                in_rotation: b.health.in_rotation() && !tried.contains(i),
+                in_rotation: b.health.in_rotation() && !b.removed && !tried.contains(i),
                 in_flight: b.in_flight,
                 weight: effective_weight(b.weight, b.health.back_since(), slow_start, self.now),
             };
@@ -1033,13 +1186,14 @@ impl Reactor {
             return;
         };
         b.client = None;
-        let pool = &mut self.backends[b.backend].pool;
         let clean = b.phase == BackendPhase::Ready
             && b.inbuf.is_empty()
             && b.outbuf.is_empty()
             && !b.rd.read_eof
             && !b.rd.hup;
-        if reusable && clean && pool.len() < MAX_IDLE_PER_BACKEND {
+        let removed = self.backends[b.backend].removed;
+        let pool = &mut self.backends[b.backend].pool;
+        if reusable && clean && !removed && pool.len() < MAX_IDLE_PER_BACKEND {
             b.since = self.now;
             self.bufs.reclaim(&mut b.inbuf);
             self.bufs.reclaim(&mut b.outbuf);
@@ -1457,6 +1611,9 @@ impl Reactor {
         for &k in expired.iter() {
             if k & PROBE_TIMER != 0 {
                 let backend = (k & !PROBE_TIMER) as usize;
+                if self.backends[backend].removed {
+                    continue;
+                }
                 self.wheel
                     .insert(self.now.after(self.cfg.health_check_interval), k);
                 self.start_probe(backend);

@@ -1,0 +1,78 @@
+"""SIGHUP reloads the configuration without dropping a connection."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+
+import harness
+from rawhttp import HttpConnection, request_once
+
+
+def wait_for_log(proc, text: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = proc.log_path.read_text()
+        if text in log:
+            return log
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} not in log:\n{proc.log_path.read_text()}")
+
+
+def test_sighup_switches_backends_under_load_without_a_failed_request(backend_factory, ekilibri_factory):
+    b1, b2, b3 = backend_factory(3)
+    lb = ekilibri_factory([b1, b2])
+    stop = threading.Event()
+    seen = Counter()
+    failures = []
+    sent = [0]
+
+    def client(keepalive: bool):
+        conn = HttpConnection(lb.addr, timeout=10) if keepalive else None
+        while not stop.is_set():
+            try:
+                r = conn.get("/") if conn else request_once(lb.addr, "GET", "/")
+                sent[0] += 1
+                if r.status != 200:
+                    failures.append(r.status)
+                seen[(time.monotonic(), r.header("X-Backend"))] += 1
+            except Exception as e:  # any failure counts
+                failures.append(repr(e))
+                if conn:
+                    conn = HttpConnection(lb.addr, timeout=10)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in (True, True, False, False)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    lb.config_path.write_text(harness.config_text([harness.server_entry(b) for b in (b2, b3)]))
+    reloaded_at = time.monotonic()
+    lb.popen.send_signal(signal.SIGHUP)
+    wait_for_log(lb, "configuration reloaded")
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not failures, f"{len(failures)} failed of {sent[0]}: {failures[:5]}"
+    after = Counter()
+    for (t, name), n in seen.items():
+        if t > reloaded_at + 0.2:
+            after[name] += n
+    assert after["b3"] > 0, after
+    assert after["b1"] == 0, after
+    log = lb.log_path.read_text()
+    assert "backends added" in log and "backends removed" in log
+
+
+def test_sighup_with_a_broken_file_keeps_the_running_configuration(backend_factory, ekilibri_factory):
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1])
+    good = lb.config_path.read_text()
+    lb.config_path.write_text(good + "\nthis is = = not toml\n")
+    lb.popen.send_signal(signal.SIGHUP)
+    log = wait_for_log(lb, "reload failed")
+    assert sum("reload failed" in line for line in log.splitlines()) == 1
+    assert request_once(lb.addr, "GET", "/").status == 200
+    assert lb.popen.poll() is None
