@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         let mut worker_cfg = cfg.clone();
         if let Some(first) = reactors.first() {
             worker_cfg.listen = Reactor::local_addr(first);
+            worker_cfg.admin_listen = Reactor::admin_addr(first);
         }
         match Reactor::new(worker_cfg) {
             Ok(r) => reactors.push(r),
@@ -88,6 +89,9 @@ fn main() -> ExitCode {
         "listening on {addr}, strategy {strategy:?}, workers {workers}, backends [{}]",
         backends.join(", ")
     );
+    if let Some(admin) = reactors[0].admin_addr() {
+        log::info!("admin listening on {admin}: /metrics, /status, /status.json");
+    }
     if args.demo {
         println!(
             "ekilibri demo: balancing over {} demo backends.",

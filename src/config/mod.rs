@@ -45,6 +45,17 @@ pub struct Server {
     pub weight: u32,
 }
 
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    /// No access log.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to (reopened on SIGUSR1).
+    File(std::path::PathBuf),
+}
+
 /// The validated configuration. After [`load`] no code sees a default, a
 /// string strategy or a number with unclear units.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +109,13 @@ pub struct Config {
     /// How long a graceful shutdown may take before connections are
     /// closed anyway.
     pub shutdown_timeout: Duration,
+    /// Address of the admin listener (`/metrics`, `/status`,
+    /// `/status.json`); `None` = off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Access log destination.
+    pub access_log: AccessLog,
+    /// Access log line format.
+    pub access_log_format: crate::ops::LogFormat,
 }
 
 /// Reads, parses and validates the configuration file at `path`.

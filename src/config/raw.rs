@@ -48,6 +48,9 @@ pub(super) const KNOWN_KEYS: &[&str] = &[
     "forwarded_headers",
     "workers",
     "shutdown_timeout",
+    "admin_listen",
+    "access_log",
+    "access_log_format",
 ];
 
 /// The file exactly as written: every key optional, integers still signed
@@ -76,6 +79,9 @@ pub(super) struct RawConfig {
     pub forwarded_headers: Option<bool>,
     pub workers: Option<Int>,
     pub shutdown_timeout: Option<Int>,
+    pub admin_listen: Option<String>,
+    pub access_log: Option<String>,
+    pub access_log_format: Option<String>,
 }
 
 /// A TOML integer, kept signed and wide so that negative and huge values

@@ -74,6 +74,9 @@ fn defaults(servers: Vec<Server>) -> Config {
         forwarded_headers: true,
         workers: 1,
         shutdown_timeout: ms(30_000),
+        admin_listen: None,
+        access_log: crate::config::AccessLog::Off,
+        access_log_format: crate::ops::LogFormat::Combined,
     }
 }
 
@@ -143,6 +146,9 @@ slow_start = 30
 forwarded_headers = false
 workers = 2
 shutdown_timeout = 5000
+admin_listen = "127.0.0.1:9000"
+access_log = "/var/log/ekilibri/access.log"
+access_log_format = "json"
 "#;
     let expected = Config {
         servers: vec![srv("10.0.0.1:80"), weighted("[::1]:9000", 5)],
@@ -166,6 +172,9 @@ shutdown_timeout = 5000
         forwarded_headers: false,
         workers: 2,
         shutdown_timeout: ms(5000),
+        admin_listen: Some(addr("127.0.0.1:9000")),
+        access_log: crate::config::AccessLog::File("/var/log/ekilibri/access.log".into()),
+        access_log_format: crate::ops::LogFormat::Json,
     };
     assert_eq!(ok(text), expected);
 }
@@ -730,7 +739,14 @@ fn root_example_weighted_servers_comment_loads() {
 fn is_int_key(key: &str) -> bool {
     !matches!(
         key,
-        "servers" | "strategy" | "health_check_path" | "listen" | "forwarded_headers"
+        "servers"
+            | "strategy"
+            | "health_check_path"
+            | "listen"
+            | "forwarded_headers"
+            | "admin_listen"
+            | "access_log"
+            | "access_log_format"
     )
 }
 

@@ -104,7 +104,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let health_check_path =
         health_check_path(raw.health_check_path).map_err(|r| err("health_check_path", r))?;
     let pool_size = count("pool_size", raw.pool_size, DEFAULT_POOL_SIZE)?;
-    let listen = listen(raw.listen.as_deref()).map_err(|r| err("listen", r))?;
+    let listen = parse_listen(raw.listen.as_deref()).map_err(|r| err("listen", r))?;
     let health_check_interval = millis(
         "health_check_interval",
         raw.health_check_interval,
@@ -125,6 +125,26 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         raw.max_connections,
         DEFAULT_MAX_CONNECTIONS,
     )?;
+    let admin_listen = match raw.admin_listen.as_deref() {
+        None | Some("") | Some("off") => None,
+        Some(a) => Some(parse_listen(Some(a)).map_err(|r| err("admin_listen", r))?),
+    };
+    let access_log = match raw.access_log.as_deref() {
+        None | Some("") | Some("off") => super::AccessLog::Off,
+        Some("stdout") => super::AccessLog::Stdout,
+        Some(path) => super::AccessLog::File(path.into()),
+    };
+    let access_log_format = match raw.access_log_format.as_deref() {
+        None | Some("combined") => crate::ops::LogFormat::Combined,
+        Some("common") => crate::ops::LogFormat::Common,
+        Some("json") => crate::ops::LogFormat::Json,
+        Some(other) => {
+            return Err(err(
+                "access_log_format",
+                format!("unknown format {other:?}; accepted: common, combined, json"),
+            ));
+        }
+    };
     let shutdown_timeout = millis("shutdown_timeout", raw.shutdown_timeout, 30_000)?;
     let workers = ranged("workers", raw.workers, 1, (1, 64), " (threads)")?;
     let retries = ranged(
@@ -180,6 +200,9 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         forwarded_headers: raw.forwarded_headers.unwrap_or(true),
         workers: workers as usize,
         shutdown_timeout,
+        admin_listen,
+        access_log,
+        access_log_format,
     })
 }
 
@@ -273,7 +296,7 @@ fn health_check_path(path: Option<String>) -> Result<String, String> {
     Ok(path)
 }
 
-fn listen(addr: Option<&str>) -> Result<SocketAddr, String> {
+fn parse_listen(addr: Option<&str>) -> Result<SocketAddr, String> {
     let addr = addr.unwrap_or(DEFAULT_LISTEN);
     addr.parse().map_err(|_| {
         format!(

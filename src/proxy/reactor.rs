@@ -36,6 +36,10 @@ use crate::time::{Clock, MonotonicClock, Tick};
 const LISTENER: Token = Token(1 << 62);
 /// Token of the signal pipe.
 const SIGNALS: Token = Token(1 << 61);
+/// Token of the admin listener.
+const ADMIN: Token = Token(1 << 60);
+/// Largest admin request head read.
+const ADMIN_MAX_HEAD: usize = 8 * 1024;
 /// Timer key bit: the key is a backend index whose probe is due.
 const PROBE_TIMER: u64 = 1 << 63;
 /// Timer key: accepting resumes after a pause (EMFILE).
@@ -87,6 +91,20 @@ enum Entry {
     Client(ClientConn),
     Backend(BackendConn),
     Probe(Probe),
+    Admin(AdminConn),
+}
+
+/// A connection to the admin listener: one request, one response, close.
+#[derive(Debug)]
+struct AdminConn {
+    sock: TcpStream,
+    generation: u32,
+    rd: Readiness,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    since: Tick,
+    timer: Armed,
 }
 
 impl Entry {
@@ -95,6 +113,7 @@ impl Entry {
             Entry::Client(c) => c.generation,
             Entry::Backend(b) => b.generation,
             Entry::Probe(p) => p.generation,
+            Entry::Admin(a) => a.generation,
         }
     }
     fn timer_mut(&mut self) -> &mut Armed {
@@ -102,6 +121,7 @@ impl Entry {
             Entry::Client(c) => &mut c.timer,
             Entry::Backend(b) => &mut b.timer,
             Entry::Probe(p) => &mut p.timer,
+            Entry::Admin(a) => &mut a.timer,
         }
     }
 }
@@ -183,6 +203,7 @@ enum Due {
     Backend(ProxyError),
     PoolIdle,
     Probe(FailureKind),
+    AdminIdle,
 }
 
 /// The reactor: owns the poller, the listener, every connection, the timer
@@ -222,6 +243,10 @@ pub struct Reactor {
     accept_pending: bool,
     /// Signals delivered into the loop (when enabled).
     signals: Option<SignalPipe>,
+    /// The admin listener, when configured.
+    admin: Option<TcpListener>,
+    /// Counters and histograms for `/metrics` and `/status`.
+    metrics: crate::ops::Metrics,
     /// The file SIGHUP reloads.
     config_path: Option<std::path::PathBuf>,
     /// Seeds strategies built on reload.
@@ -267,6 +292,19 @@ impl Reactor {
             wheel.insert(now.after(cfg.health_check_interval), PROBE_TIMER | i as u64);
         }
         let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
+        let n_backends = backends.len();
+        let admin = match cfg.admin_listen {
+            Some(addr) => {
+                let std_listener = super::listen::bind(addr, cfg.workers > 1)
+                    .map_err(|e| ReactorError::Bind(addr, e))?;
+                let mut l = TcpListener::from_std(std_listener);
+                poll.registry()
+                    .register(&mut l, ADMIN, Interest::READABLE)
+                    .map_err(ReactorError::Poll)?;
+                Some(l)
+            }
+            None => None,
+        };
         let budget = RetryBudget::new(cfg.retry_budget_percent, cfg.retry_budget_min_per_sec);
         Ok(Reactor {
             budget,
@@ -292,6 +330,8 @@ impl Reactor {
             accept_paused: false,
             accept_pending: false,
             signals: None,
+            admin,
+            metrics: crate::ops::Metrics::new(n_backends),
             config_path: None,
             seed,
             draining: None,
@@ -346,6 +386,11 @@ impl Reactor {
         Ok(())
     }
 
+    /// The address the admin listener is bound to, if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The configuration file that SIGHUP re-reads.
     pub fn set_config_path(&mut self, path: std::path::PathBuf) {
         self.config_path = Some(path);
@@ -365,13 +410,20 @@ impl Reactor {
         let new = match crate::config::load(&path) {
             Ok(c) => c,
             Err(e) => {
+                self.metrics.on_reload(false);
                 error!("reload failed, keeping the running configuration: {e}");
                 return;
             }
         };
         match self.apply(new) {
-            Ok(summary) => info!("configuration reloaded: {summary}"),
-            Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+            Ok(summary) => {
+                self.metrics.on_reload(true);
+                info!("configuration reloaded: {summary}");
+            }
+            Err(e) => {
+                self.metrics.on_reload(false);
+                error!("reload failed, keeping the running configuration: {e}");
+            }
         }
     }
 
@@ -452,6 +504,13 @@ impl Reactor {
         }
         self.loads
             .resize(self.backends.len(), BackendLoad::default());
+        if self.metrics.backend_count() < self.backends.len() {
+            let old = self.metrics.backend_count();
+            let ids: Vec<Option<BackendId>> = (0..self.backends.len())
+                .map(|i| (i < old).then_some(i))
+                .collect();
+            self.metrics.remap_backends(&ids);
+        }
         if new.strategy != self.cfg.strategy {
             changes.push(format!(
                 "strategy {:?} -> {:?}",
@@ -555,6 +614,7 @@ impl Reactor {
         }
         self.now = self.clock.now();
         self.precise = self.clock.elapsed();
+        self.metrics.set_now(self.now);
         for ev in events.iter() {
             let token = ev.token();
             if token == LISTENER {
@@ -563,6 +623,10 @@ impl Reactor {
             }
             if token == SIGNALS {
                 self.on_signals();
+                continue;
+            }
+            if token == ADMIN {
+                self.accept_admin();
                 continue;
             }
             let key = token.0 & 0xFFFF_FFFF;
@@ -579,6 +643,7 @@ impl Reactor {
                 Entry::Client(c) => &mut c.rd,
                 Entry::Backend(b) => &mut b.rd,
                 Entry::Probe(p) => &mut p.rd,
+                Entry::Admin(a) => &mut a.rd,
             };
             rd.readable |= readable;
             rd.writable |= writable;
@@ -590,6 +655,7 @@ impl Reactor {
                     None => self.drive_idle_backend(key),
                 },
                 Entry::Probe(_) => self.drive_probe(key),
+                Entry::Admin(_) => self.drive_admin(key),
             }
         }
         if self.accept_pending && !self.accept_paused {
@@ -620,6 +686,149 @@ impl Reactor {
                 Signal::ReopenLogs => {}
             }
         }
+    }
+
+    fn accept_admin(&mut self) {
+        loop {
+            let Some(listener) = &self.admin else { return };
+            let (mut sock, _) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("admin accept: {e}");
+                    return;
+                }
+            };
+            let generation = self.take_gen();
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut sock,
+                    Self::token(key, generation),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            entry.insert(Entry::Admin(AdminConn {
+                sock,
+                generation,
+                rd: Readiness::default(),
+                input: Vec::with_capacity(1024),
+                output: Vec::new(),
+                written: 0,
+                since: self.now,
+                timer: None,
+            }));
+            self.rearm(key);
+        }
+    }
+
+    /// Reads one admin request, renders the answer, writes it, closes.
+    fn drive_admin(&mut self, key: usize) {
+        let Some(Entry::Admin(a)) = self.conns.get_mut(key) else {
+            return;
+        };
+        if a.output.is_empty() {
+            let mut chunk = [0u8; 2048];
+            while a.rd.readable && a.input.len() < ADMIN_MAX_HEAD {
+                match std::io::Read::read(&mut a.sock, &mut chunk) {
+                    Ok(0) => {
+                        a.rd.readable = false;
+                        a.rd.read_eof = true;
+                    }
+                    Ok(n) => a.input.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => a.rd.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return self.close_entry(key),
+                }
+            }
+            let Some(end) = a.input.windows(4).position(|w| w == b"\r\n\r\n") else {
+                if a.rd.read_eof || a.input.len() >= ADMIN_MAX_HEAD {
+                    self.close_entry(key);
+                }
+                return;
+            };
+            let line_end = a.input.iter().position(|&b| b == b'\r').unwrap_or(end);
+            let line = a.input[..line_end].to_vec();
+            let response = self.admin_response(&line);
+            if let Some(Entry::Admin(a)) = self.conns.get_mut(key) {
+                a.output = response;
+            }
+        }
+        let Some(Entry::Admin(a)) = self.conns.get_mut(key) else {
+            return;
+        };
+        while a.rd.writable && a.written < a.output.len() {
+            match std::io::Write::write(&mut a.sock, &a.output[a.written..]) {
+                Ok(n) => a.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => a.rd.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close_entry(key),
+            }
+        }
+        if a.written == a.output.len() {
+            let _ = a.sock.shutdown(Shutdown::Write);
+            self.close_entry(key);
+        }
+    }
+
+    /// The complete HTTP response for one admin request line.
+    fn admin_response(&self, line: &[u8]) -> Vec<u8> {
+        let mut parts = line.split(|&b| b == b' ');
+        let (method, target) = (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
+        let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
+        let mut body = Vec::new();
+        let views = self.backend_views();
+        let (status, content_type) = match (method, path) {
+            (b"GET" | b"HEAD", b"/metrics") => {
+                crate::ops::prometheus::render(&self.metrics, &views, &mut body);
+                ("200 OK", crate::ops::prometheus::CONTENT_TYPE)
+            }
+            (b"GET" | b"HEAD", b"/status.json") => {
+                crate::ops::status::render_json(&self.metrics, &views, self.now, &mut body);
+                ("200 OK", crate::ops::status::CONTENT_TYPE_JSON)
+            }
+            (b"GET" | b"HEAD", b"/status" | b"/") => {
+                crate::ops::status::render_html(&self.metrics, &views, self.now, &mut body);
+                ("200 OK", crate::ops::status::CONTENT_TYPE_HTML)
+            }
+            (b"GET" | b"HEAD", _) => {
+                body.extend_from_slice(b"not found: try /metrics, /status or /status.json\n");
+                ("404 Not Found", "text/plain")
+            }
+            _ => {
+                body.extend_from_slice(b"method not allowed\n");
+                ("405 Method Not Allowed", "text/plain")
+            }
+        };
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        if method != b"HEAD" {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    /// What the admin pages show of each backend, by `BackendId`.
+    fn backend_views(&self) -> Vec<crate::ops::BackendView> {
+        self.backends
+            .iter()
+            .map(|b| crate::ops::BackendView {
+                addr: b.addr,
+                in_rotation: b.health.in_rotation() && !b.removed,
+                in_flight: b.in_flight,
+                weight: b.weight,
+            })
+            .collect()
     }
 
     fn mark_dirty(&mut self, ck: usize) {
@@ -717,6 +926,7 @@ impl Reactor {
             dirty: false,
         }));
         self.clients += 1;
+        self.metrics.on_accept();
         self.rearm(key);
     }
 
@@ -796,6 +1006,7 @@ impl Reactor {
             if n > 0 {
                 progress = true;
                 c.last_in = now;
+                self.metrics.on_bytes(n as u64, 0);
             }
             if let IoOutcome::Error(_) = outcome {
                 return Step::Close;
@@ -891,6 +1102,12 @@ impl Reactor {
             }
             if !ex.observed && !matches!(ex.resp, ResponsePhase::Head(_)) {
                 ex.observed = true;
+                let status = match &ex.resp {
+                    ResponsePhase::Body(h, _) | ResponsePhase::Done(h) => h.status,
+                    _ => 101,
+                };
+                let rtt = self.precise.saturating_sub(ex.started_at);
+                self.metrics.on_response(ex.backend, status, rtt);
                 self.strategy
                     .observe(ex.backend, self.precise.saturating_sub(ex.started_at), now);
             }
@@ -938,6 +1155,7 @@ impl Reactor {
             if n > 0 {
                 progress = true;
                 c.last_out = now;
+                self.metrics.on_bytes(0, n as u64);
             }
             if let IoOutcome::Error(_) = outcome {
                 return Step::Close;
@@ -1019,6 +1237,7 @@ impl Reactor {
             None => Box::new(ex),
         });
         self.backends[backend].in_flight += 1;
+        self.metrics.on_request(backend);
         let mut head = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
         let attached = self.attach(ck, backend, &mut head, true, false);
         self.scratch = head;
@@ -1125,6 +1344,7 @@ impl Reactor {
         for (i, b) in self.backends.iter_mut().enumerate() {
             if let Some(t) = b.health.update(self.now) {
                 log_transition(b, t, self.now);
+                self.metrics.on_transition(i, t == Transition::Out);
             }
             self.loads[i] = BackendLoad {
                 in_rotation: b.health.in_rotation() && !b.removed && !tried.contains(i),
@@ -1138,9 +1358,11 @@ impl Reactor {
     fn record_failure(&mut self, backend: BackendId, kind: FailureKind) {
         let b = &mut self.backends[backend];
         warn!("backend {}: {}", b.addr, kind.describe());
+        self.metrics.on_failure(backend, kind);
         b.health.record_failure(self.now, kind);
         if let Some(t) = b.health.update(self.now) {
             log_transition(b, t, self.now);
+            self.metrics.on_transition(backend, t == Transition::Out);
         }
     }
 
@@ -1322,6 +1544,8 @@ impl Reactor {
         }
         self.backends[old_backend].in_flight -= 1;
         self.backends[next].in_flight += 1;
+        self.metrics.on_retry(old_backend);
+        self.metrics.on_request(next);
         debug!(
             "retrying on backend {} after backend {}",
             self.backends[next].addr, self.backends[old_backend].addr
@@ -1348,6 +1572,8 @@ impl Reactor {
     fn reject(&mut self, ck: usize, e: HeadError) {
         if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
             debug!("client {}: rejected request: {e:?}", c.peer);
+            self.metrics
+                .on_parse_error(crate::ops::ParseErrorKind::from(e));
             c.inbuf.clear();
             queue_error(c, &mut self.bufs, e.status(), false);
         }
@@ -1481,10 +1707,12 @@ impl Reactor {
                 b.addr,
                 kind.describe()
             );
+            self.metrics.on_failure(backend, kind);
         }
         b.health.record_probe(self.now, r);
         if let Some(t) = b.health.update(self.now) {
             log_transition(b, t, self.now);
+            self.metrics.on_transition(backend, t == Transition::Out);
         }
     }
 
@@ -1560,6 +1788,7 @@ impl Reactor {
                 };
                 Some((p.since.after(t), Due::Probe(kind)))
             }
+            Entry::Admin(a) => Some((a.since.after(cfg.client_header_timeout), Due::AdminIdle)),
         }
     }
 
@@ -1653,6 +1882,7 @@ impl Reactor {
                 self.drive(key);
             }
             Due::ClientIdle | Due::ClientSend | Due::ClientLinger => self.close_client(key),
+            Due::AdminIdle => self.close_entry(key),
             Due::PoolIdle => {
                 if let Some(Entry::Backend(b)) = self.conns.get(key) {
                     let backend = b.backend;
@@ -1727,6 +1957,13 @@ impl Reactor {
                 p.generation = 0;
                 registry.deregister(&mut p.sock)
             }
+            Entry::Admin(a) => {
+                if a.generation == 0 {
+                    return;
+                }
+                a.generation = 0;
+                registry.deregister(&mut a.sock)
+            }
         };
         if let Some((_, id)) = entry.timer_mut().take() {
             self.wheel.cancel(id);
@@ -1739,10 +1976,11 @@ impl Reactor {
             let (mut inbuf, mut outbuf) = match self.conns.remove(key) {
                 Entry::Client(c) => {
                     self.clients -= 1;
+                    self.metrics.on_close();
                     (c.inbuf, c.outbuf)
                 }
                 Entry::Backend(b) => (b.inbuf, b.outbuf),
-                Entry::Probe(_) => continue,
+                Entry::Probe(_) | Entry::Admin(_) => continue,
             };
             inbuf.clear();
             outbuf.clear();

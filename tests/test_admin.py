@@ -1,0 +1,93 @@
+"""The admin listener: /metrics, /status.json and /status."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+
+from rawhttp import request_once
+
+METRIC_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*(\\.[^"\\]*)*",?)*\})? -?[0-9.e+Inf-]+$')
+
+
+def admin_addr(lb) -> str:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        m = re.search(r"admin listening on ([0-9.]+:\d+)", lb.log_path.read_text())
+        if m:
+            return m.group(1)
+        time.sleep(0.02)
+    raise AssertionError(lb.log_path.read_text())
+
+
+def metrics(addr: str) -> dict[str, float]:
+    r = request_once(addr, "GET", "/metrics")
+    assert r.status == 200
+    assert r.header("Content-Type").startswith("text/plain; version=0.0.4")
+    text = r.body.decode()
+    values = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert line == "" or line.startswith("# HELP ") or line.startswith("# TYPE "), line
+            continue
+        assert METRIC_LINE.match(line), f"bad exposition line: {line!r}"
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+    if shutil.which("promtool"):
+        check = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    return values
+
+
+def test_metrics_move_with_traffic_and_parse(backend_factory, ekilibri_factory):
+    backends = backend_factory(2)
+    lb = ekilibri_factory(backends, admin_listen="127.0.0.1:0")
+    admin = admin_addr(lb)
+    before = metrics(admin)
+    for _ in range(10):
+        assert request_once(lb.addr, "GET", "/").status == 200
+    assert request_once(lb.addr, "GET", "/status/503").status == 503
+    after = metrics(admin)
+
+    def total(values, prefix):
+        return sum(v for k, v in values.items() if k.startswith(prefix))
+
+    assert total(after, "ekilibri_backend_requests_total") - total(before, "ekilibri_backend_requests_total") == 11
+    assert total(after, 'ekilibri_connections_accepted_total') >= 11
+    fives = [v for k, v in after.items() if k.startswith("ekilibri_backend_responses_total") and 'class="5xx"' in k]
+    assert sum(fives) == 1
+    assert total(after, "ekilibri_client_sent_bytes_total") > total(before, "ekilibri_client_sent_bytes_total")
+    counts = [v for k, v in after.items() if k.startswith("ekilibri_backend_response_time_seconds_count")]
+    assert sum(counts) == 11
+
+
+def test_status_json_shows_a_killed_backend_out_of_rotation(backend_factory, ekilibri_factory):
+    b1, b2 = backend_factory(2)
+    lb = ekilibri_factory([b1, b2], admin_listen="127.0.0.1:0", max_fails=2, health_check_interval=100)
+    admin = admin_addr(lb)
+    b2.stop() if hasattr(b2, "stop") else b2.popen.terminate()
+    b2.popen.wait(5)
+    b2.stopped = True
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status = json.loads(request_once(admin, "GET", "/status.json").body)
+        state = {b["address"]: b["in_rotation"] for b in status["backends"]}
+        if state.get(b2.addr) is False:
+            break
+        time.sleep(0.1)
+    assert state == {b1.addr: True, b2.addr: False}, state
+
+
+def test_status_page_is_self_contained_html(backend_factory, ekilibri_factory):
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends, admin_listen="127.0.0.1:0")
+    admin = admin_addr(lb)
+    r = request_once(admin, "GET", "/status")
+    assert r.status == 200 and r.header("Content-Type").startswith("text/html")
+    page = r.body.decode()
+    assert backends[0].addr in page
+    assert not re.search(r'(src|href)="https?://', page), "external asset"
+    assert request_once(admin, "GET", "/nope").status == 404
