@@ -326,6 +326,11 @@ impl LogBuffer {
         Ok(written)
     }
 
+    /// Drops every pending byte (after a write error).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     /// Lines dropped because they did not fit.
     pub fn dropped(&self) -> u64 {
         self.dropped

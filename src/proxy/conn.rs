@@ -119,6 +119,15 @@ pub(super) struct Exchange {
     pub observed: bool,
     /// The whole request was written to the backend, and when.
     pub sent_at: Option<Tick>,
+    /// When the request head was complete (for the access log's total time).
+    pub first_at: Duration,
+    /// Response time of the backend that answered.
+    pub upstream_time: Option<Duration>,
+    /// Response body bytes relayed (set when the response is done).
+    pub resp_bytes: u64,
+    /// What the access log needs of the request (filled only when it is on;
+    /// its buffer is kept across the exchanges that reuse this box).
+    pub log: super::access::Captured,
 }
 
 /// The backends an exchange was sent to, so a retry never goes to the same

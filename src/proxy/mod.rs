@@ -6,6 +6,7 @@
 //! to the protocol code in [`crate::http`], which never touches a socket.
 //! See `docs/architecture.md` for how a request flows through one turn.
 
+pub mod access;
 mod conn;
 pub mod health;
 pub mod io;

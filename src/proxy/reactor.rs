@@ -70,6 +70,8 @@ pub enum ReactorError {
     Bind(SocketAddr, io::Error),
     /// The poller failed.
     Poll(io::Error),
+    /// The access log could not be opened.
+    AccessLog(io::Error),
 }
 
 impl std::fmt::Display for ReactorError {
@@ -77,6 +79,7 @@ impl std::fmt::Display for ReactorError {
         match self {
             ReactorError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ReactorError::Poll(e) => write!(f, "poll failed: {e}"),
+            ReactorError::AccessLog(e) => write!(f, "cannot open the access log: {e}"),
         }
     }
 }
@@ -243,6 +246,8 @@ pub struct Reactor {
     accept_pending: bool,
     /// Signals delivered into the loop (when enabled).
     signals: Option<SignalPipe>,
+    /// The access log, when configured.
+    access: Option<super::access::AccessSink>,
     /// The admin listener, when configured.
     admin: Option<TcpListener>,
     /// Counters and histograms for `/metrics` and `/status`.
@@ -293,6 +298,8 @@ impl Reactor {
         }
         let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
         let n_backends = backends.len();
+        let access = super::access::AccessSink::open(&cfg.access_log, cfg.access_log_format)
+            .map_err(ReactorError::AccessLog)?;
         let admin = match cfg.admin_listen {
             Some(addr) => {
                 let std_listener = super::listen::bind(addr, cfg.workers > 1)
@@ -330,6 +337,7 @@ impl Reactor {
             accept_paused: false,
             accept_pending: false,
             signals: None,
+            access,
             admin,
             metrics: crate::ops::Metrics::new(n_backends),
             config_path: None,
@@ -665,6 +673,12 @@ impl Reactor {
         self.fire_timers(expired);
         self.drive_dirty();
         self.reap();
+        if let Some(a) = &mut self.access {
+            let dropped = a.flush();
+            if dropped > 0 {
+                self.metrics.on_log_dropped(dropped);
+            }
+        }
         Ok(())
     }
 
@@ -683,7 +697,11 @@ impl Reactor {
             match s {
                 Signal::Terminate => self.shutdown(),
                 Signal::Reload => self.reload(),
-                Signal::ReopenLogs => {}
+                Signal::ReopenLogs => {
+                    if let Some(a) = &mut self.access {
+                        a.reopen();
+                    }
+                }
             }
         }
     }
@@ -1107,6 +1125,7 @@ impl Reactor {
                     _ => 101,
                 };
                 let rtt = self.precise.saturating_sub(ex.started_at);
+                ex.upstream_time = Some(rtt);
                 self.metrics.on_response(ex.backend, status, rtt);
                 self.strategy
                     .observe(ex.backend, self.precise.saturating_sub(ex.started_at), now);
@@ -1211,9 +1230,6 @@ impl Reactor {
             return;
         };
         let head_held = if req.framing == Framing::None { len } else { 0 };
-        if head_held == 0 {
-            c.inbuf.consume(len);
-        }
         let mut tried = Tried::default();
         tried.push(backend);
         self.bufs.fill(&mut c.outbuf);
@@ -1228,14 +1244,27 @@ impl Reactor {
             started_at: self.precise,
             observed: false,
             sent_at: None,
+            first_at: self.precise,
+            upstream_time: None,
+            resp_bytes: 0,
+            log: Default::default(),
         };
-        c.ex = Some(match self.spare_exchanges.pop() {
+        let mut boxed = match self.spare_exchanges.pop() {
             Some(mut boxed) => {
+                let log = std::mem::take(&mut boxed.log);
                 *boxed = ex;
+                boxed.log = log;
                 boxed
             }
             None => Box::new(ex),
-        });
+        };
+        if self.access.is_some() {
+            boxed.log.capture(&c.inbuf.data()[..len]);
+        }
+        if head_held == 0 {
+            c.inbuf.consume(len);
+        }
+        c.ex = Some(boxed);
         self.backends[backend].in_flight += 1;
         self.metrics.on_request(backend);
         let mut head = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
@@ -1386,6 +1415,17 @@ impl Reactor {
         }
         c.idle_since = self.now;
         self.backends[ex.backend].in_flight -= 1;
+        if let Some(a) = &mut self.access {
+            let o = super::access::Outcome {
+                client: c.peer,
+                status: head.status,
+                bytes: ex.resp_bytes,
+                backend: Some(self.backends[ex.backend].addr),
+                upstream_time: ex.upstream_time,
+                total_time: self.precise.saturating_sub(ex.first_at),
+            };
+            a.record(&ex.log, &o);
+        }
         self.recycle(ex);
         if let Some(bk) = bk {
             let reuse = head.backend_reusable && body_done;
@@ -1459,6 +1499,17 @@ impl Reactor {
         }
         c.idle_since = self.now;
         self.backends[ex.backend].in_flight -= 1;
+        if let Some(a) = &mut self.access {
+            let o = super::access::Outcome {
+                client: c.peer,
+                status: if ex.resp_started { 0 } else { err.status() },
+                bytes: 0,
+                backend: Some(self.backends[ex.backend].addr),
+                upstream_time: ex.upstream_time,
+                total_time: self.precise.saturating_sub(ex.first_at),
+            };
+            a.record(&ex.log, &o);
+        }
         self.recycle(ex);
         if let Some(bk) = bk {
             self.close_entry(bk);
@@ -2087,6 +2138,7 @@ fn relay_response(
                     .map_err(|_| ProxyError::BadResponse)?;
                 progress |= p;
                 if relay.is_done() {
+                    ex.resp_bytes = relay.moved();
                     ex.resp = ResponsePhase::Done(*head);
                 }
                 return Ok(progress);
