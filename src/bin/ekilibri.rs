@@ -16,7 +16,7 @@ use ekilibri::proxy::Reactor;
 #[derive(Debug, Parser)]
 #[command(
     name = "ekilibri",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("EKILIBRI_GIT_HASH"), ")"),
     about = "HTTP/1.1 reverse proxy and load balancer"
 )]
 struct Args {
