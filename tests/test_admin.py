@@ -91,3 +91,36 @@ def test_status_page_is_self_contained_html(backend_factory, ekilibri_factory):
     assert backends[0].addr in page
     assert not re.search(r'(src|href)="https?://', page), "external asset"
     assert request_once(admin, "GET", "/nope").status == 404
+
+
+def test_status_page_renders_in_headless_chromium(backend_factory, ekilibri_factory, tmp_path):
+    """Loads /status in a real browser (Debian's chromium) and reads the DOM
+    after its script ran: every backend is listed with its state."""
+    import pytest
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    (b1,) = backend_factory(1)
+    dead = harness_dead_address()
+    lb = ekilibri_factory([b1, dead], admin_listen="127.0.0.1:0", max_fails=1, health_check_interval=100)
+    admin = admin_addr(lb)
+    time.sleep(0.5)  # the dead backend's probes fail and take it out
+    out = subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-quic", f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=3000",
+            "--dump-dom", f"http://{admin}/status",
+        ],
+        capture_output=True, timeout=60,
+    )
+    dom = out.stdout.decode()
+    assert b1.addr in dom and dead in dom, dom[:2000]
+    assert "in rotation" in dom and "out of rotation" in dom, dom[:2000]
+
+
+def harness_dead_address() -> str:
+    import harness
+
+    return harness.dead_address()
