@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     }
     for r in &mut reactors {
         if !args.demo {
-            r.set_config_path(args.file.clone());
+            r.set_config_path(args.file.clone(), args.listen);
         }
         if let Err(e) = r.enable_signals() {
             eprintln!("ekilibri: cannot set up signal handling: {e}");

@@ -34,7 +34,7 @@ pub struct BackendView {
     pub in_rotation: bool,
     /// Requests in flight to it.
     pub in_flight: u32,
-    /// Its effective weight (lowered during slow start).
+    /// Its configured weight.
     pub weight: u32,
 }
 

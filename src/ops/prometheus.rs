@@ -270,12 +270,7 @@ pub fn render(m: &Metrics, backends: &[BackendView], out: &mut Vec<u8>) {
     }
 
     let name = "ekilibri_backend_weight";
-    header(
-        out,
-        name,
-        "gauge",
-        "Effective weight of the backend (lowered during slow start).",
-    );
+    header(out, name, "gauge", "Configured weight of the backend.");
     for (label, view, _) in &rows {
         sample(out, name, &[("backend", label)], u64::from(view.weight));
     }

@@ -254,6 +254,8 @@ pub struct Reactor {
     metrics: crate::ops::Metrics,
     /// The file SIGHUP reloads.
     config_path: Option<std::path::PathBuf>,
+    /// `--listen` given on the command line wins over the file on reload.
+    listen_override: Option<SocketAddr>,
     /// Seeds strategies built on reload.
     seed: u64,
     /// Graceful shutdown under way: no more accepts, no more keep-alive,
@@ -341,6 +343,7 @@ impl Reactor {
             admin,
             metrics: crate::ops::Metrics::new(n_backends),
             config_path: None,
+            listen_override: None,
             seed,
             draining: None,
             stopped: false,
@@ -399,9 +402,15 @@ impl Reactor {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// The configuration file that SIGHUP re-reads.
-    pub fn set_config_path(&mut self, path: std::path::PathBuf) {
+    /// The configuration file that SIGHUP re-reads, and a listen address
+    /// from the command line that reloads keep instead of the file's.
+    pub fn set_config_path(
+        &mut self,
+        path: std::path::PathBuf,
+        listen_override: Option<SocketAddr>,
+    ) {
         self.config_path = Some(path);
+        self.listen_override = listen_override;
     }
 
     /// SIGHUP: re-reads and validates the configuration file. On error the
@@ -438,6 +447,9 @@ impl Reactor {
     /// Applies a validated configuration; returns what changed.
     fn apply(&mut self, mut new: Config) -> Result<String, String> {
         let mut changes = Vec::new();
+        if let Some(addr) = self.listen_override {
+            new.listen = addr;
+        }
         if new.workers != self.cfg.workers {
             changes.push(format!(
                 "workers stays {} until a restart",
@@ -482,8 +494,22 @@ impl Reactor {
                     b.health.set_limits(new.max_fails, new.fail_window);
                 }
                 None => {
-                    self.backends.push(Backend::new(s, &new));
-                    let i = self.backends.len() - 1;
+                    // A backend removed earlier comes back under its old id
+                    // (one series per address in /metrics), with fresh health.
+                    let i = match self.backends.iter().position(|b| b.addr == s.addr) {
+                        Some(i) => {
+                            let pool = std::mem::take(&mut self.backends[i].pool);
+                            let in_flight = self.backends[i].in_flight;
+                            self.backends[i] = Backend::new(s, &new);
+                            self.backends[i].pool = pool;
+                            self.backends[i].in_flight = in_flight;
+                            i
+                        }
+                        None => {
+                            self.backends.push(Backend::new(s, &new));
+                            self.backends.len() - 1
+                        }
+                    };
                     self.wheel.insert(
                         self.now.after(new.health_check_interval),
                         PROBE_TIMER | i as u64,
@@ -533,6 +559,36 @@ impl Reactor {
             )
         {
             self.budget = RetryBudget::new(new.retry_budget_percent, new.retry_budget_min_per_sec);
+        }
+        if (&new.access_log, new.access_log_format)
+            != (&self.cfg.access_log, self.cfg.access_log_format)
+        {
+            match super::access::AccessSink::open(&new.access_log, new.access_log_format) {
+                Ok(sink) => {
+                    if let Some(old) = &mut self.access {
+                        old.flush();
+                    }
+                    self.access = sink;
+                    changes.push("access log reopened".into());
+                }
+                Err(e) => return Err(format!("cannot open the access log: {e}")),
+            }
+        }
+        if new.admin_listen != self.cfg.admin_listen {
+            if let Some(mut old) = self.admin.take() {
+                let _ = self.poll.registry().deregister(&mut old);
+            }
+            if let Some(addr) = new.admin_listen {
+                let std_listener = super::listen::bind(addr, new.workers > 1)
+                    .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
+                let mut l = TcpListener::from_std(std_listener);
+                self.poll
+                    .registry()
+                    .register(&mut l, ADMIN, Interest::READABLE)
+                    .map_err(|e| format!("cannot register the admin listener: {e}"))?;
+                self.admin = Some(l);
+            }
+            changes.push(format!("admin listener {:?}", new.admin_listen));
         }
         let settings_changed = {
             let mut a = self.cfg.clone();
@@ -1493,6 +1549,7 @@ impl Reactor {
                 c.inbuf.consume(ex.head_held);
             }
             let keep = ex.req.keep_alive
+                && self.draining.is_none()
                 && ex.req_body.input_done()
                 && !matches!(err, ProxyError::BadRequestBody | ProxyError::ClientTimeout);
             queue_error(c, &mut self.bufs, err.status(), keep);
@@ -1502,7 +1559,11 @@ impl Reactor {
         if let Some(a) = &mut self.access {
             let o = super::access::Outcome {
                 client: c.peer,
-                status: if ex.resp_started { 0 } else { err.status() },
+                status: match &ex.resp {
+                    ResponsePhase::Body(h, _) | ResponsePhase::Done(h) => h.status,
+                    ResponsePhase::Tunnel { .. } => 101,
+                    ResponsePhase::Head(_) => err.status(),
+                },
                 bytes: 0,
                 backend: Some(self.backends[ex.backend].addr),
                 upstream_time: ex.upstream_time,
@@ -1516,7 +1577,14 @@ impl Reactor {
         }
         match err {
             ProxyError::Connect(_) => {}
-            ProxyError::BadRequestBody | ProxyError::ClientTimeout => {
+            ProxyError::BadRequestBody => {
+                self.metrics
+                    .on_parse_error(crate::ops::ParseErrorKind::BadBody);
+                debug!("client: {}", err.describe())
+            }
+            ProxyError::ClientTimeout => {
+                self.metrics
+                    .on_parse_error(crate::ops::ParseErrorKind::Timeout);
                 debug!("client: {}", err.describe())
             }
             _ => warn!("backend {addr}: {}", err.describe()),
@@ -1921,6 +1989,8 @@ impl Reactor {
     fn on_due(&mut self, key: usize, due: Due) {
         match due {
             Due::ClientHeader => {
+                self.metrics
+                    .on_parse_error(crate::ops::ParseErrorKind::Timeout);
                 if let Some(Entry::Client(c)) = self.conns.get_mut(key) {
                     debug!("client {}: header timeout", c.peer);
                     c.inbuf.clear();
