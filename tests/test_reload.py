@@ -46,15 +46,17 @@ def test_sighup_switches_backends_under_load_without_a_failed_request(backend_fa
     threads = [threading.Thread(target=client, args=(k,)) for k in (True, True, False, False)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    # A 10 s stream of requests: 4 s before the reload, 6 s after.
+    time.sleep(4.0)
     lb.config_path.write_text(harness.config_text([harness.server_entry(b) for b in (b2, b3)]))
     reloaded_at = time.monotonic()
     lb.popen.send_signal(signal.SIGHUP)
     wait_for_log(lb, "configuration reloaded")
-    time.sleep(1.5)
+    time.sleep(6.0)
     stop.set()
     for t in threads:
         t.join(10)
+    print(f"reload under load: {sent[0]} requests sent, {len(failures)} failed")
     assert not failures, f"{len(failures)} failed of {sent[0]}: {failures[:5]}"
     after = Counter()
     for (t, name), n in seen.items():
