@@ -78,3 +78,22 @@ def test_sighup_with_a_broken_file_keeps_the_running_configuration(backend_facto
     assert sum("reload failed" in line for line in log.splitlines()) == 1
     assert request_once(lb.addr, "GET", "/").status == 200
     assert lb.popen.poll() is None
+
+
+def test_check_shows_what_a_reload_would_change(backend_factory, ekilibri_factory):
+    import socket
+    import subprocess
+
+    b1, b2 = backend_factory(2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        admin = f"127.0.0.1:{s.getsockname()[1]}"
+    lb = ekilibri_factory([b1], admin_listen=admin)
+    wait_for_log(lb, "admin listening on")
+    new = lb.config_path.with_name("next.toml")
+    new.write_text(harness.config_text([harness.server_entry(b) for b in (b2,)], admin_listen=admin, read_timeout=4321))
+    out = subprocess.run([harness.ekilibri_bin(), "--check", "-f", str(new)], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert f"backends added: {b2.addr}" in out.stdout, out.stdout
+    assert f"backends removed: {b1.addr}" in out.stdout, out.stdout
+    assert "read_timeout:" in out.stdout and "-> 4321 ms" in out.stdout, out.stdout

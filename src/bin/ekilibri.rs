@@ -55,6 +55,7 @@ fn main() -> ExitCode {
     }
     if args.check {
         println!("{}: configuration ok", args.file.display());
+        print_reload_diff(&cfg);
         return ExitCode::SUCCESS;
     }
 
@@ -142,6 +143,43 @@ fn main() -> ExitCode {
         let _ = t.join();
     }
     ExitCode::SUCCESS
+}
+
+/// With an admin listener configured, asks the running ekilibri for its
+/// configuration (`GET /config`) and prints what a reload with `cfg` would
+/// change.
+fn print_reload_diff(cfg: &Config) {
+    use std::io::{Read, Write};
+    let Some(admin) = cfg.admin_listen.filter(|a| a.port() != 0) else {
+        println!("(no admin_listen in the file: cannot compare with a running ekilibri)");
+        return;
+    };
+    let fetch = || -> std::io::Result<String> {
+        let timeout = std::time::Duration::from_millis(1000);
+        let mut s = std::net::TcpStream::connect_timeout(&admin, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(b"GET /config HTTP/1.1\r\nHost: ekilibri\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        match text.split_once("\r\n\r\n") {
+            Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+            _ => Err(std::io::Error::other("unexpected answer")),
+        }
+    };
+    match fetch() {
+        Ok(running) => {
+            let changes = config::describe::diff(&running, cfg);
+            if changes.is_empty() {
+                println!("a reload would change nothing (running ekilibri at {admin})");
+            } else {
+                println!("a reload would change (running ekilibri at {admin}):");
+                for c in changes {
+                    println!("  {c}");
+                }
+            }
+        }
+        Err(e) => println!("(no running ekilibri answered on {admin}: {e})"),
+    }
 }
 
 /// Prints the one-line configuration error and returns exit code 2.

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub mod describe;
 mod error;
 mod raw;
 #[cfg(test)]

@@ -868,12 +868,18 @@ impl Reactor {
                 crate::ops::status::render_json(&self.metrics, &views, self.now, &mut body);
                 ("200 OK", crate::ops::status::CONTENT_TYPE_JSON)
             }
+            (b"GET" | b"HEAD", b"/config") => {
+                body.extend_from_slice(crate::config::describe::render(&self.cfg).as_bytes());
+                ("200 OK", "text/plain; charset=utf-8")
+            }
             (b"GET" | b"HEAD", b"/status" | b"/") => {
                 crate::ops::status::render_html(&self.metrics, &views, self.now, &mut body);
                 ("200 OK", crate::ops::status::CONTENT_TYPE_HTML)
             }
             (b"GET" | b"HEAD", _) => {
-                body.extend_from_slice(b"not found: try /metrics, /status or /status.json\n");
+                body.extend_from_slice(
+                    b"not found: try /metrics, /status, /status.json or /config\n",
+                );
                 ("404 Not Found", "text/plain")
             }
             _ => {
