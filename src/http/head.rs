@@ -270,18 +270,21 @@ impl<'a> FieldFacts<'a> {
     /// The transfer codings applied before the final `chunked` (or all of
     /// them when the last one is not `chunked`), e.g. `gzip` for
     /// `gzip, chunked`: they describe the body and travel with it.
-    fn inner_codings(&self) -> &'a [u8] {
-        let Some(te) = self.transfer_encoding else {
-            return b"";
-        };
-        let te = trim(te);
-        match te.iter().rposition(|&b| b == b',') {
-            Some(comma) if trim(&te[comma + 1..]).eq_ignore_ascii_case(b"chunked") => {
-                trim(&te[..comma])
-            }
-            None if te.eq_ignore_ascii_case(b"chunked") => b"",
-            _ => te,
+    fn inner_codings(&self) -> Codings<'a> {
+        let te = self.transfer_encoding.unwrap_or(b"");
+        let mut n = te
+            .split(|&b| b == b',')
+            .filter(|c| !trim(c).is_empty())
+            .count();
+        let last_chunked = te
+            .split(|&b| b == b',')
+            .map(trim)
+            .rfind(|c| !c.is_empty())
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        if last_chunked {
+            n -= 1;
         }
+        Codings { te, n }
     }
 
     /// `TE` listed `trailers` (the only TE value that is forwarded).
@@ -293,6 +296,36 @@ impl<'a> FieldFacts<'a> {
                         .eq_ignore_ascii_case(b"trailers")
                 })
         })
+    }
+}
+
+/// The transfer codings of a `Transfer-Encoding` value that come before a
+/// final `chunked` (all of them if it is not last), empty list elements
+/// left out.
+#[derive(Clone, Copy)]
+struct Codings<'a> {
+    te: &'a [u8],
+    n: usize,
+}
+
+impl Codings<'_> {
+    fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Writes them comma-separated.
+    fn write(&self, out: &mut Buf) {
+        let items = self
+            .te
+            .split(|&b| b == b',')
+            .map(trim)
+            .filter(|c| !c.is_empty());
+        for (i, c) in items.take(self.n).enumerate() {
+            if i > 0 {
+                out.put(b", ");
+            }
+            out.put(c);
+        }
     }
 }
 
@@ -361,10 +394,10 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
 }
 
 /// `Transfer-Encoding: chunked`, after the codings the body already had.
-fn write_chunked_field(out: &mut Buf, inner: &[u8]) {
+fn write_chunked_field(out: &mut Buf, inner: Codings<'_>) {
     out.put(b"Transfer-Encoding: ");
     if !inner.is_empty() {
-        out.put(inner);
+        inner.write(out);
         out.put(b", ");
     }
     out.put(b"chunked\r\n");
@@ -754,7 +787,9 @@ pub fn rewrite_response(
         {
             // An HTTP/1.0 client gets the body close-delimited; the codings
             // that remain on it are still named.
-            write_field(out, b"Transfer-Encoding", facts.inner_codings());
+            out.put(b"Transfer-Encoding: ");
+            facts.inner_codings().write(out);
+            out.put(b"\r\n");
         }
         _ => {}
     }

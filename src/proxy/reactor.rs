@@ -1854,8 +1854,12 @@ impl Reactor {
                 }
                 // Waiting for more of the request body: the client may not
                 // stall longer than it may take over a head (slow POST).
+                // (Not while the client rightly waits for a 100 Continue.)
                 _ if c.ex.as_ref().is_some_and(|ex| {
-                    ex.head_held == 0 && !ex.req_body.input_done() && c.inbuf.is_empty()
+                    ex.head_held == 0
+                        && !ex.req_body.input_done()
+                        && c.inbuf.is_empty()
+                        && !(ex.req.expect_continue && !ex.resp_started)
                 }) =>
                 {
                     Some((c.last_in.after(cfg.client_header_timeout), Due::ClientBody))

@@ -293,3 +293,21 @@ fn upgrade_is_offered_and_101_accepted_only_when_offered() {
         "{out}"
     );
 }
+
+#[test]
+fn transfer_codings_are_normalised() {
+    let (_, out) =
+        req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n").unwrap();
+    assert!(out.contains("Transfer-Encoding: chunked\r\n"), "{out}");
+    let (_, out) =
+        req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip ,, chunked\r\n\r\n").unwrap();
+    assert!(
+        out.contains("Transfer-Encoding: gzip, chunked\r\n"),
+        "{out}"
+    );
+    let (_, out) = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", CTX11).unwrap();
+    assert!(
+        out.contains("Transfer-Encoding: gzip, chunked\r\n"),
+        "{out}"
+    );
+}
