@@ -1859,7 +1859,7 @@ impl Reactor {
                     ex.head_held == 0
                         && !ex.req_body.input_done()
                         && c.inbuf.is_empty()
-                        && !(ex.req.expect_continue && !ex.resp_started)
+                        && (!ex.req.expect_continue || ex.resp_started)
                 }) =>
                 {
                     Some((c.last_in.after(cfg.client_header_timeout), Due::ClientBody))
