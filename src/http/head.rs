@@ -427,8 +427,10 @@ pub fn rewrite_request(
     let mut xff_written = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if facts.is_hop_by_hop(name) || (authority.is_some() && name.eq_ignore_ascii_case(b"host"))
-        {
+        let host = name.eq_ignore_ascii_case(b"host");
+        // `Connection: host` does not make the Host field hop-by-hop: a
+        // request without one is invalid (RFC 9112 §3.2).
+        if (facts.is_hop_by_hop(name) && !host) || (authority.is_some() && host) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-for") && !xff_written {

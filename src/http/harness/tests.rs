@@ -100,3 +100,11 @@ replay!(
     response,
     "response-eof-length-buffered.bin"
 );
+
+// `Connection: ..., host, ...` made the Host field hop-by-hop: the request
+// went to the backend without Host (src/http/head.rs, `rewrite_request`).
+replay!(
+    request_connection_lists_host,
+    request,
+    "request-connection-lists-host.bin"
+);
