@@ -277,8 +277,8 @@ mod tests {
 
     /// EOF while the destination is full: the rest of the body is still in
     /// the source and must be relayed, not dropped (close-delimited) or
-    /// reported as truncated (Length, chunked). Found by the fuzzer
-    /// (`tests/fuzz_regressions/response-*`).
+    /// reported as truncated (Length, chunked). Found by the `response`
+    /// fuzz harness (`tests/fuzz_regressions/response-eof-*`).
     #[test]
     fn eof_with_the_rest_still_buffered() {
         let cases: [(Framing, OutCoding, &[u8], &[u8]); 4] = [
