@@ -29,7 +29,7 @@ enum Source {
     Empty,
     Length(u64),
     Chunked(ChunkedDecoder),
-    UntilClose { eof: bool },
+    UntilClose,
 }
 
 /// Relays one message body.
@@ -43,6 +43,8 @@ pub struct BodyRelay {
     done: bool,
     /// Body bytes moved so far.
     moved: u64,
+    /// The sender closed: the source buffer holds all that will come.
+    eof: bool,
 }
 
 impl BodyRelay {
@@ -52,7 +54,7 @@ impl BodyRelay {
             Framing::None | Framing::Length(0) => Source::Empty,
             Framing::Length(n) => Source::Length(n),
             Framing::Chunked => Source::Chunked(ChunkedDecoder::new()),
-            Framing::UntilClose => Source::UntilClose { eof: false },
+            Framing::UntilClose => Source::UntilClose,
         };
         let empty = matches!(source, Source::Empty);
         BodyRelay {
@@ -62,6 +64,7 @@ impl BodyRelay {
             input_done: empty,
             done: empty,
             moved: 0,
+            eof: false,
         }
     }
 
@@ -83,19 +86,33 @@ impl BodyRelay {
 
     /// True if the body ends only when the sender closes.
     pub fn until_close(&self) -> bool {
-        matches!(self.source, Source::UntilClose { .. })
+        matches!(self.source, Source::UntilClose)
     }
 
     /// Moves as much of the body from `src` to `dst` as fits. Returns
     /// whether anything moved. Bytes after the body stay in `src`.
+    ///
+    /// After [`BodyRelay::on_eof`], `src` holds all that will ever come:
+    /// once it is relayed, a close-delimited body ends and any other
+    /// unfinished body is [`BodyError::Truncated`].
     pub fn pump(&mut self, src: &mut Buf, dst: &mut Buf) -> Result<bool, BodyError> {
         let mut progress = false;
         while !self.input_done {
+            if src.is_empty() {
+                if !self.eof {
+                    break;
+                }
+                if matches!(self.source, Source::UntilClose) {
+                    self.input_done = true;
+                    break;
+                }
+                return Err(BodyError::Truncated);
+            }
             let room = match self.out {
                 OutCoding::Identity => dst.space(),
                 OutCoding::Chunked => dst.space().saturating_sub(CHUNK_OVERHEAD),
             };
-            if room == 0 || src.is_empty() {
+            if room == 0 {
                 break;
             }
             match &mut self.source {
@@ -111,7 +128,7 @@ impl BodyRelay {
                     self.moved += n as u64;
                     progress = true;
                 }
-                Source::UntilClose { .. } => {
+                Source::UntilClose => {
                     let n = src.len().min(room);
                     write_data(self.out, &src.data()[..n], dst);
                     src.consume(n);
@@ -164,21 +181,18 @@ impl BodyRelay {
         Ok(progress)
     }
 
-    /// The sender closed its side. Ends a close-delimited body (call
-    /// [`BodyRelay::pump`] again to write the last chunk); any other
-    /// unfinished body is truncated.
+    /// The sender closed its side: no byte will be added to the source
+    /// buffer any more. The body is not over yet, since the source may
+    /// still hold bytes the destination had no room for: call
+    /// [`BodyRelay::pump`] until it is done. A close-delimited body ends
+    /// once the source is drained (then the last chunk is written); any
+    /// other unfinished body makes `pump` fail with
+    /// [`BodyError::Truncated`] once the source is drained. Calling this
+    /// again is harmless. Never fails; the `Result` is kept for callers
+    /// that treat truncation at EOF as an error.
     pub fn on_eof(&mut self) -> Result<(), BodyError> {
-        if self.input_done {
-            return Ok(());
-        }
-        match &mut self.source {
-            Source::UntilClose { eof } => {
-                *eof = true;
-                self.input_done = true;
-                Ok(())
-            }
-            _ => Err(BodyError::Truncated),
-        }
+        self.eof = true;
+        Ok(())
     }
 }
 
@@ -301,7 +315,73 @@ mod tests {
     #[test]
     fn truncated_length_body_is_an_error() {
         let mut relay = BodyRelay::new(Framing::Length(10), OutCoding::Identity);
-        assert_eq!(relay.on_eof(), Err(BodyError::Truncated));
+        let mut src = Buf::with_capacity(16);
+        let mut dst = Buf::with_capacity(16);
+        src.put(b"abc");
+        assert_eq!(relay.on_eof(), Ok(()));
+        assert_eq!(relay.pump(&mut src, &mut dst), Err(BodyError::Truncated));
+        assert_eq!(dst.data(), b"abc");
+    }
+
+    /// EOF while the destination is full: the rest of the body is still in
+    /// the source and must be relayed, not dropped (close-delimited) or
+    /// reported as truncated (Length, chunked). Found by the `response`
+    /// fuzz harness (`tests/fuzz_regressions/response-eof-*`).
+    #[test]
+    fn eof_with_the_rest_still_buffered() {
+        let cases: [(Framing, OutCoding, &[u8], &[u8]); 4] = [
+            (
+                Framing::UntilClose,
+                OutCoding::Chunked,
+                b"until close",
+                b"until close",
+            ),
+            (
+                Framing::UntilClose,
+                OutCoding::Identity,
+                b"until close",
+                b"until close",
+            ),
+            (
+                Framing::Length(11),
+                OutCoding::Identity,
+                b"exactly 11!",
+                b"exactly 11!",
+            ),
+            (
+                Framing::Chunked,
+                OutCoding::Identity,
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                b"hello world",
+            ),
+        ];
+        for (framing, out, input, want) in cases {
+            let mut relay = BodyRelay::new(framing, out);
+            let mut src = Buf::with_capacity(64);
+            src.put(input);
+            let cap = if out == OutCoding::Chunked { 24 } else { 6 };
+            let mut dst = Buf::with_capacity(cap);
+            let mut got = Vec::new();
+            // The destination fills before the sender's close is seen.
+            relay.pump(&mut src, &mut dst).unwrap();
+            assert!(!src.is_empty());
+            relay.on_eof().unwrap();
+            relay.on_eof().unwrap();
+            while !relay.is_done() {
+                got.extend_from_slice(dst.data());
+                dst.clear();
+                assert!(relay.pump(&mut src, &mut dst).unwrap(), "{framing:?}");
+            }
+            got.extend_from_slice(dst.data());
+            let plain = if out == OutCoding::Chunked {
+                let (plain, _, _) = run(Framing::Chunked, OutCoding::Identity, &got, 64, false);
+                plain
+            } else {
+                got
+            };
+            assert_eq!(plain, want, "{framing:?} {out:?}");
+            assert!(src.is_empty());
+        }
     }
 
     #[test]

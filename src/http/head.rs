@@ -492,14 +492,17 @@ pub fn rewrite_request(
         if target.starts_with('/') || (target == "*" && method == Method::Options) {
             (None, target)
         } else if let Some((a, p)) = split_absolute(target) {
-            // RFC 9112 §3.2.4: an absolute-form OPTIONS with an empty path
-            // becomes the asterisk form.
-            let origin = match (p.is_empty(), method) {
-                (true, Method::Options) => "*",
-                (true, _) => "/",
-                (false, _) => p,
-            };
-            (Some(a), origin)
+            // `p` is empty, or starts with `/` or `?`: origin-form needs
+            // the `/` in front of a query (RFC 9112 §3.2.1).
+            // An OPTIONS for the whole server is `*` (§3.2.4).
+            (
+                Some(a),
+                if p.is_empty() && method == Method::Options {
+                    "*"
+                } else {
+                    p
+                },
+            )
         } else {
             return Err(HeadError::Malformed("invalid request target"));
         };
@@ -539,10 +542,13 @@ pub fn rewrite_request(
 
     ensure_space(
         out,
-        len + REWRITE_SLACK + info.client_ip.len() + info.default_host.len(),
+        len + REWRITE_SLACK + 2 * info.client_ip.len() + info.default_host.len(),
     );
     out.put(method_str.as_bytes());
     out.put(b" ");
+    if !path.starts_with('/') && path != "*" {
+        out.put(b"/");
+    }
     out.put(path.as_bytes());
     out.put(b" HTTP/1.1\r\n");
     if let Some(a) = authority {

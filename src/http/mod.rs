@@ -11,6 +11,10 @@ pub mod canned;
 pub mod chunked;
 pub mod head;
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod harness;
+
 /// How the length of a message body is determined (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {

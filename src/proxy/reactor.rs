@@ -22,7 +22,7 @@ use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
 use crate::buf::{Buf, BufPool, LARGE_BUF_SIZE};
 use crate::config::Config;
-use crate::http::body::BodyRelay;
+use crate::http::body::{BodyError, BodyRelay};
 use crate::http::canned;
 use crate::http::head::{
     self, ForwardInfo, HeadError, HeadScan, RequestContext, check_partial_request, rewrite_request,
@@ -1142,7 +1142,7 @@ impl Reactor {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
                 }
-                if c.rd.read_eof && !ex.req_body.input_done() {
+                if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
                     // The client went away in the middle of its body.
                     return Step::Close;
                 }
@@ -2213,9 +2213,10 @@ fn relay_response(
                 };
             }
             ResponsePhase::Body(head, relay) => {
-                let p = relay
-                    .pump(&mut b.inbuf, client_out)
-                    .map_err(|_| ProxyError::BadResponse)?;
+                let p = relay.pump(&mut b.inbuf, client_out).map_err(|e| match e {
+                    BodyError::Truncated => ProxyError::UpstreamClosed,
+                    BodyError::Chunked(_) => ProxyError::BadResponse,
+                })?;
                 progress |= p;
                 if relay.is_done() {
                     ex.resp_bytes = relay.moved();

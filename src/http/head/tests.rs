@@ -134,6 +134,38 @@ fn absolute_form_becomes_origin_form() {
     assert!(!out.contains("other"));
 }
 
+/// The fuzzer's `GET http://h?p` was forwarded as `GET ?p`, which is no
+/// valid request target (`tests/fuzz_regressions/request-absolute-form-query.bin`).
+#[test]
+fn absolute_form_with_a_query_and_no_path() {
+    let (_, out) = req("GET http://h?p HTTP/1.1\r\n\r\n").unwrap();
+    assert!(out.starts_with("GET /?p HTTP/1.1\r\nHost: h\r\n"), "{out}");
+    let (_, out) = req("GET http://h HTTP/1.1\r\n\r\n").unwrap();
+    assert!(out.starts_with("GET / HTTP/1.1\r\nHost: h\r\n"), "{out}");
+    let (_, out) = req("OPTIONS http://h:8 HTTP/1.1\r\n\r\n").unwrap();
+    assert!(
+        out.starts_with("OPTIONS * HTTP/1.1\r\nHost: h:8\r\n"),
+        "{out}"
+    );
+    let (_, out) = req("OPTIONS http://h/x HTTP/1.1\r\n\r\n").unwrap();
+    assert!(out.starts_with("OPTIONS /x HTTP/1.1\r\n"), "{out}");
+}
+
+/// `Connection: host` dropped the Host field, leaving a request without
+/// one (`tests/fuzz_regressions/request-connection-lists-host.bin`).
+#[test]
+fn connection_listing_host_keeps_host() {
+    let (_, out) =
+        req("GET / HTTP/1.1\r\nHost: a\r\nConnection: host, x-b\r\nX-B: 1\r\n\r\n").unwrap();
+    assert_eq!(out.matches("Host: a\r\n").count(), 1, "{out}");
+    assert!(!out.contains("X-B"), "{out}");
+    let (_, out) = req("GET http://h/ HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n").unwrap();
+    assert!(
+        out.contains("Host: h\r\n") && !out.contains("Host: a"),
+        "{out}"
+    );
+}
+
 #[test]
 fn limits() {
     let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_REQUEST_LINE));
