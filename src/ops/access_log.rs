@@ -326,9 +326,13 @@ impl LogBuffer {
         Ok(written)
     }
 
-    /// Drops every pending byte (after a write error).
-    pub fn clear(&mut self) {
+    /// Drops every pending byte (after a write error) and counts the lines
+    /// among them as dropped; returns how many.
+    pub fn clear(&mut self) -> u64 {
+        let lines = self.buf.data().iter().filter(|&&b| b == b'\n').count() as u64;
         self.buf.clear();
+        self.dropped += lines;
+        lines
     }
 
     /// Lines dropped because they did not fit.

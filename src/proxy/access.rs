@@ -121,6 +121,7 @@ pub struct AccessSink {
     buf: LogBuffer,
     scratch: Vec<u8>,
     reported_drops: u64,
+    failing: bool,
 }
 
 impl std::fmt::Debug for AccessSink {
@@ -157,6 +158,7 @@ impl AccessSink {
             buf: LogBuffer::new(crate::ops::access_log::DEFAULT_LOG_BUFFER),
             scratch: Vec::with_capacity(1024),
             reported_drops: 0,
+            failing: false,
         }))
     }
 
@@ -193,9 +195,19 @@ impl AccessSink {
         let file = match &mut self.dest {
             Dest::Stdout(f) | Dest::File(f, _) => f,
         };
-        if let Err(e) = self.buf.flush_to(file) {
-            warn!("access log: {e}; dropping {} bytes", self.buf.pending());
-            self.buf.clear();
+        match self.buf.flush_to(file) {
+            Ok(_) => self.failing = false,
+            Err(e) => {
+                // A full disk or a broken pipe: the lines are lost and
+                // counted, traffic goes on; one warning per failing spell.
+                let lines = self.buf.clear();
+                if !self.failing {
+                    warn!(
+                        "access log: {e}; dropping lines until writes succeed again ({lines} so far)"
+                    );
+                }
+                self.failing = true;
+            }
         }
         let dropped = self.buf.dropped() - self.reported_drops;
         self.reported_drops = self.buf.dropped();

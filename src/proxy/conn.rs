@@ -189,6 +189,9 @@ pub(super) struct ClientConn {
     pub last_out: Tick,
     pub timer: Armed,
     pub dirty: bool,
+    /// The last exchange ended with its request read in full: closing
+    /// needs no lingering if nothing else arrived.
+    pub clean_close: bool,
 }
 
 /// State of a backend connection.

@@ -1004,6 +1004,7 @@ impl Reactor {
             last_out: self.now,
             timer: None,
             dirty: false,
+            clean_close: false,
         }));
         self.clients += 1;
         self.metrics.on_accept();
@@ -1251,10 +1252,14 @@ impl Reactor {
             return Step::Done;
         }
         if c.phase == ClientPhase::Closing && c.ex.is_none() && c.outbuf.is_empty() {
-            let _ = c.sock.shutdown(Shutdown::Write);
-            if c.rd.read_eof {
+            // Nothing unread and the last request was read in full: a plain
+            // close sends FIN. Otherwise half-close and drain what the client
+            // still sends, so that the close does not turn into a reset that
+            // destroys the response (lingering close).
+            if c.rd.read_eof || (c.clean_close && c.inbuf.is_empty() && !c.rd.readable) {
                 return Step::Close;
             }
+            let _ = c.sock.shutdown(Shutdown::Write);
             c.phase = ClientPhase::Lingering(now.after(LINGER));
             return Step::Progress;
         }
@@ -1271,6 +1276,7 @@ impl Reactor {
         };
         c.scan.reset();
         c.head_since = None;
+        c.clean_close = false;
         let mut ip_text = IpText::default();
         let default_host = picked.map_or("", |b| self.backends[b].host.as_str());
         let info = ForwardInfo {
@@ -1472,6 +1478,7 @@ impl Reactor {
             _ => unreachable!("finish_exchange before the response is done"),
         };
         let body_done = ex.req_body.is_done();
+        c.clean_close = body_done;
         if !(head.client_keep_alive && body_done) || self.draining.is_some() {
             c.phase = ClientPhase::Closing;
         }
@@ -2060,42 +2067,28 @@ impl Reactor {
 
     /// Deregisters now; the slab entry (and socket) goes at the end of the
     /// turn, so later events in this batch cannot hit a reused key.
+    /// Marks an entry closed; the slab entry (and socket) goes at the end
+    /// of the turn, so later events in this batch cannot hit a reused key.
+    /// No `epoll_ctl(DEL)`: closing a descriptor nobody else shares removes
+    /// it from the epoll set (epoll(7)), and stale events of this batch are
+    /// filtered by the generation.
     fn close_entry(&mut self, key: usize) {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
-        let registry = self.poll.registry();
-        let _ = match entry {
-            Entry::Client(c) => {
-                if c.generation == 0 {
-                    return;
-                }
-                c.generation = 0;
-                registry.deregister(&mut c.sock)
-            }
+        let generation = match entry {
+            Entry::Client(c) => &mut c.generation,
             Entry::Backend(b) => {
-                if b.generation == 0 {
-                    return;
-                }
-                b.generation = 0;
                 b.client = None;
-                registry.deregister(&mut b.sock)
+                &mut b.generation
             }
-            Entry::Probe(p) => {
-                if p.generation == 0 {
-                    return;
-                }
-                p.generation = 0;
-                registry.deregister(&mut p.sock)
-            }
-            Entry::Admin(a) => {
-                if a.generation == 0 {
-                    return;
-                }
-                a.generation = 0;
-                registry.deregister(&mut a.sock)
-            }
+            Entry::Probe(p) => &mut p.generation,
+            Entry::Admin(a) => &mut a.generation,
         };
+        if *generation == 0 {
+            return;
+        }
+        *generation = 0;
         if let Some((_, id)) = entry.timer_mut().take() {
             self.wheel.cancel(id);
         }
@@ -2279,6 +2272,7 @@ fn queue_error(c: &mut ClientConn, bufs: &mut BufPool, status: u16, keep_alive: 
     let (close, keep) = canned::response(status);
     let bytes = if keep_alive { keep } else { close };
     bufs.fill(&mut c.outbuf);
+    c.clean_close = false;
     if c.outbuf.space() < bytes.len() {
         c.outbuf.grow_to(c.outbuf.len() + bytes.len());
     }
