@@ -14,6 +14,16 @@
 wrk.method = "GET"
 wrk.path = "/"
 
+-- PACE_MS > 0: each connection waits that long between requests, so the
+-- load stays below saturation (an open-loop-like fixed rate) and the tail
+-- latency shows the balancing, not CPU queueing.
+local pace = tonumber(os.getenv("PACE_MS") or "0") or 0
+if pace > 0 then
+   function delay()
+      return pace
+   end
+end
+
 local threads = {}
 
 function setup(thread)

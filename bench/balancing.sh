@@ -18,6 +18,8 @@
 #   DURATION    measured seconds per strategy                             [10]
 #   WARMUP      unmeasured seconds before each measurement                [2]
 #   CONNS       wrk connections                                           [32]
+#   PACE_MS     ms each connection waits between requests (0 = closed loop
+#               at full speed; e.g. 2 keeps the machine below saturation) [0]
 #   ROUNDS      runs of every strategy; >1 reports per-column medians     [1]
 #   STRATEGIES  space-separated list
 #               [RoundRobin LeastConnections Random PowerOfTwoChoices LatencyAware]
@@ -170,7 +172,7 @@ run() {
   ran_as=$(grep -o 'strategy [A-Za-z]*' "$log" | head -1 | cut -d' ' -f2 || true)
 
   wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout 10s "http://$addr/" >"$out.warmup" 2>&1 || true
-  if ! wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$LUA" "http://$addr/" >"$out" 2>&1; then
+  if ! PACE_MS=${PACE_MS:-0} wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$LUA" "http://$addr/" >"$out" 2>&1; then
     stop "$ek"
     echo "na wrk failed: $(tail -1 "$out")" >"$res"
     return
@@ -206,7 +208,7 @@ done
 
 col() { [ "$1" = "$DEGRADED" ] && echo "b$1* %" || echo "b$1 %"; }
 echo
-echo "Scenario \`$SCENARIO\`: b$DEGRADED* degraded ($WHAT); wrk -t1 -c$CONNS -d${DURATION}s (closed loop, GET /) after ${WARMUP}s warm-up; $ROUNDS round(s)$([ "$ROUNDS" -gt 1 ] && echo ', medians per column')."
+echo "Scenario \`$SCENARIO\`: b$DEGRADED* degraded ($WHAT); wrk -t1 -c$CONNS -d${DURATION}s ($([ "${PACE_MS:-0}" != 0 ] && echo "paced: ${PACE_MS} ms between requests per connection" || echo "closed loop"), GET /) after ${WARMUP}s warm-up; $ROUNDS round(s)$([ "$ROUNDS" -gt 1 ] && echo ', medians per column')."
 echo "$(nproc) CPU(s): $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown); commit $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' (modified)')"
 echo
 printf '| %-18s | %9s | %7s | %7s | %7s | %7s | %6s | %6s | %6s |\n' strategy 'req/s' 'p50 ms' 'p99 ms' 'p999 ms' 'error %' "$(col 1)" "$(col 2)" "$(col 3)"
