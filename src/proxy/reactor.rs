@@ -774,31 +774,23 @@ impl Reactor {
                     return;
                 }
             };
-            let generation = self.take_gen();
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut sock,
-                    Self::token(key, generation),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
+            let Ok((key, generation)) = self.register(&mut sock) else {
                 continue;
-            }
-            entry.insert(Entry::Admin(AdminConn {
-                sock,
-                generation,
-                rd: Readiness::default(),
-                input: Vec::with_capacity(1024),
-                output: Vec::new(),
-                written: 0,
-                since: self.now,
-                timer: None,
-            }));
+            };
+            let since = self.now;
+            self.insert_at(
+                key,
+                Entry::Admin(AdminConn {
+                    sock,
+                    generation,
+                    rd: Readiness::default(),
+                    input: Vec::with_capacity(1024),
+                    output: Vec::new(),
+                    written: 0,
+                    since,
+                    timer: None,
+                }),
+            );
             self.rearm(key);
         }
     }
@@ -938,6 +930,26 @@ impl Reactor {
         Token(key | ((generation as usize) << 32))
     }
 
+    /// Registers `sock` (readable and writable, edge-triggered) under the
+    /// next free slab key and a new generation. The caller inserts its entry
+    /// right away, so the entry lands at that key.
+    fn register(&mut self, sock: &mut TcpStream) -> io::Result<(usize, u32)> {
+        let generation = self.take_gen();
+        let key = self.conns.vacant_key();
+        self.poll.registry().register(
+            sock,
+            Self::token(key, generation),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok((key, generation))
+    }
+
+    /// Stores `entry` at the key [`Reactor::register`] returned.
+    fn insert_at(&mut self, key: usize, entry: Entry) {
+        let at = self.conns.insert(entry);
+        debug_assert_eq!(at, key);
+    }
+
     fn take_gen(&mut self) -> u32 {
         let g = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
@@ -976,36 +988,36 @@ impl Reactor {
 
     fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr) {
         let _ = sock.set_nodelay(true);
-        let generation = self.take_gen();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            Self::token(key, generation),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            warn!("register client {peer}: {e}");
-            return;
-        }
-        entry.insert(Entry::Client(ClientConn {
-            sock,
-            generation,
-            peer,
-            rd: Readiness::default(),
-            inbuf: Buf::empty(),
-            outbuf: Buf::empty(),
-            scan: HeadScan::default(),
-            phase: ClientPhase::Open,
-            backend: None,
-            ex: None,
-            head_since: None,
-            idle_since: self.now,
-            last_in: self.now,
-            last_out: self.now,
-            timer: None,
-            dirty: false,
-            clean_close: false,
-        }));
+        let (key, generation) = match self.register(&mut sock) {
+            Ok(k) => k,
+            Err(e) => {
+                warn!("register client {peer}: {e}");
+                return;
+            }
+        };
+        let now = self.now;
+        self.insert_at(
+            key,
+            Entry::Client(ClientConn {
+                sock,
+                generation,
+                peer,
+                rd: Readiness::default(),
+                inbuf: Buf::empty(),
+                outbuf: Buf::empty(),
+                scan: HeadScan::default(),
+                phase: ClientPhase::Open,
+                backend: None,
+                ex: None,
+                head_since: None,
+                idle_since: now,
+                last_in: now,
+                last_out: now,
+                timer: None,
+                dirty: false,
+                clean_close: false,
+            }),
+        );
         self.clients += 1;
         self.metrics.on_accept();
         self.rearm(key);
@@ -1404,33 +1416,30 @@ impl Reactor {
             }
         };
         let _ = sock.set_nodelay(true);
-        let generation = self.take_gen();
-        let entry = self.conns.vacant_entry();
-        let bk = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            Self::token(bk, generation),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let (bk, generation) = self.register(&mut sock).map_err(|e| {
             warn!("backend {addr}: register: {e}");
-            return Err(FailureKind::ConnectRefused);
-        }
-        entry.insert(Entry::Backend(BackendConn {
-            sock,
-            generation,
-            backend,
-            rd: Readiness::default(),
-            inbuf: self.bufs.take(),
-            outbuf: self.bufs.take(),
-            phase: BackendPhase::Connecting,
-            client: Some(ck),
-            reused: false,
-            got_bytes: false,
-            since: self.now,
-            last_in: self.now,
-            last_out: self.now,
-            timer: None,
-        }));
+            FailureKind::ConnectRefused
+        })?;
+        let (inbuf, outbuf, now) = (self.bufs.take(), self.bufs.take(), self.now);
+        self.insert_at(
+            bk,
+            Entry::Backend(BackendConn {
+                sock,
+                generation,
+                backend,
+                rd: Readiness::default(),
+                inbuf,
+                outbuf,
+                phase: BackendPhase::Connecting,
+                client: Some(ck),
+                reused: false,
+                got_bytes: false,
+                since: now,
+                last_in: now,
+                last_out: now,
+                timer: None,
+            }),
+        );
         Ok(bk)
     }
 
@@ -1751,32 +1760,25 @@ impl Reactor {
             Ok(s) => s,
             Err(_) => return self.probe_result(backend, Err(FailureKind::ConnectRefused)),
         };
-        let generation = self.take_gen();
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if self
-            .poll
-            .registry()
-            .register(
-                &mut sock,
-                Self::token(key, generation),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
+        let Ok((key, generation)) = self.register(&mut sock) else {
             return self.probe_result(backend, Err(FailureKind::ConnectRefused));
-        }
-        entry.insert(Entry::Probe(Probe {
-            sock,
-            generation,
-            backend,
-            rd: Readiness::default(),
-            phase: ProbePhase::Connecting,
-            out: probe::request(&self.cfg.health_check_path, addr),
-            input: Buf::with_capacity(1024),
-            since: self.now,
-            timer: None,
-        }));
+        };
+        let out = probe::request(&self.cfg.health_check_path, addr);
+        let since = self.now;
+        self.insert_at(
+            key,
+            Entry::Probe(Probe {
+                sock,
+                generation,
+                backend,
+                rd: Readiness::default(),
+                phase: ProbePhase::Connecting,
+                out,
+                input: Buf::with_capacity(1024),
+                since,
+                timer: None,
+            }),
+        );
         self.backends[backend].probe = Some(key);
         self.rearm(key);
     }
