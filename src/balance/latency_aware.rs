@@ -6,9 +6,16 @@ use super::rng::Rng;
 use super::{BackendId, BackendLoad, Strategy, eligible, weight, weighted_draw};
 use crate::time::Tick;
 
-/// Decay time constant of the response-time estimate, in seconds (as
-/// Finagle's and Linkerd's peak EWMA: 10 s).
-const TAU_SECS: f64 = 10.0;
+/// Decay time constant of the response-time estimate, in seconds.
+/// Finagle and Linkerd default to 10 s; with a peak EWMA that long, one
+/// jittery sample (a few ms of CPU queueing) inflates a fast backend's
+/// estimate for seconds, and times its in-flight count it rivals a really
+/// slow backend, which then gets traffic again. Measured with
+/// `bench/balancing.sh` (+20 ms backend, paced): p99 17.7 ms at 10 s,
+/// 12.5 ms at 1 s, 1.2 ms at 0.3 s. The cost: a slow backend is re-tried
+/// about once per second (each estimate forgets in a few tenths of a
+/// second), a larger share when traffic is light.
+const TAU_SECS: f64 = 0.3;
 
 /// Cost assumed when no backend in rotation has been observed yet, in
 /// seconds. Its value is irrelevant: it only ever competes with itself.
@@ -66,7 +73,7 @@ fn decay(elapsed: Duration) -> f64 {
 /// Each backend keeps a response-time estimate fed by [`Strategy::observe`]:
 /// a sample above the current estimate replaces it at once (peak), a lower
 /// one is blended in as `ewma × w + rtt × (1 - w)` with
-/// `w = exp(-elapsed / 10 s)`, `elapsed` being the time since the last
+/// `w = exp(-elapsed / TAU_SECS)` (0.3 s), `elapsed` being the time since the last
 /// sample. Between samples the estimate decays toward zero with the same
 /// time constant, so a backend that stopped getting traffic because it was
 /// slow is eventually tried again.
@@ -188,8 +195,16 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// The tests were written for a 10 s decay constant: `secs(n)` is the
+    /// instant n/10 of a decay constant after the start, whatever
+    /// [`TAU_SECS`] is, so the expected values (e^-0.1, e^-1, e^-6) hold.
     fn secs(n: u64) -> Tick {
-        Tick(n * 1000)
+        scaled(n * 1000)
+    }
+
+    /// `ms` milliseconds on the 10 s time scale of the tests.
+    fn scaled(ms: u64) -> Tick {
+        Tick(ms * (TAU_SECS * 1000.0) as u64 / 10_000)
     }
 
     /// Asserts `d` is within 1 µs of `expected_ms` milliseconds.
@@ -322,8 +337,8 @@ mod tests {
         let mut b = loads("uuu");
         let sample_until = |s: &mut LatencyAware, from: u64, to: u64| {
             for t in (from..=to).step_by(100) {
-                s.observe(0, ms(1), Tick(t));
-                s.observe(2, ms(1), Tick(t));
+                s.observe(0, ms(1), scaled(t));
+                s.observe(2, ms(1), scaled(t));
             }
         };
         sample_until(&mut s, 100, 10_000);
