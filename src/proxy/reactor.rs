@@ -1289,15 +1289,10 @@ impl Reactor {
         c.scan.reset();
         c.head_since = None;
         c.clean_close = false;
-        let mut ip_text = IpText::default();
         let default_host = picked.map_or("", |b| self.backends[b].host.as_str());
-        let info = ForwardInfo {
-            client_ip: ip_text.format(c.peer),
-            default_host,
-            forwarded: self.cfg.forwarded_headers,
-        };
-        self.scratch.clear();
-        let req = match rewrite_request(&c.inbuf.data()[..len], &info, &mut self.scratch) {
+        let forwarded = self.cfg.forwarded_headers;
+        let head = &c.inbuf.data()[..len];
+        let req = match rewrite_into(&mut self.scratch, head, c.peer, default_host, forwarded) {
             Ok(req) => req,
             Err(e) => return self.reject(ck, e),
         };
@@ -1668,14 +1663,10 @@ impl Reactor {
             let Some(Entry::Client(c)) = self.conns.get(ck) else {
                 return false;
             };
-            let mut ip_text = IpText::default();
-            let info = ForwardInfo {
-                client_ip: ip_text.format(c.peer),
-                default_host: &self.backends[next].host,
-                forwarded: self.cfg.forwarded_headers,
-            };
-            self.scratch.clear();
-            if rewrite_request(&c.inbuf.data()[..head_held], &info, &mut self.scratch).is_err() {
+            let head = &c.inbuf.data()[..head_held];
+            let host = &self.backends[next].host;
+            let forwarded = self.cfg.forwarded_headers;
+            if rewrite_into(&mut self.scratch, head, c.peer, host, forwarded).is_err() {
                 return false;
             }
             out = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
@@ -2314,6 +2305,25 @@ fn log_transition(b: &Backend, t: Transition, now: Tick) {
         }
         Transition::In => info!("backend {} back in rotation", b.addr),
     }
+}
+
+/// Rewrites a complete request head for the backend into `scratch`
+/// (cleared first), with the client's address for `X-Forwarded-For`.
+fn rewrite_into(
+    scratch: &mut Buf,
+    head: &[u8],
+    peer: SocketAddr,
+    default_host: &str,
+    forwarded: bool,
+) -> Result<head::RequestHead, HeadError> {
+    let mut ip_text = IpText::default();
+    let info = ForwardInfo {
+        client_ip: ip_text.format(peer),
+        default_host,
+        forwarded,
+    };
+    scratch.clear();
+    rewrite_request(head, &info, scratch)
 }
 
 /// A client address formatted without allocating.
