@@ -117,11 +117,19 @@ impl Buf {
     }
 
     /// Appends all of `bytes`; the caller must have checked the space.
+    #[inline(always)]
     pub fn put(&mut self, bytes: &[u8]) {
-        let ok = self.reserve_contiguous(bytes.len());
-        assert!(ok, "Buf::put without space");
+        if self.data.len() - self.tail < bytes.len() {
+            self.make_room(bytes.len());
+        }
         self.data[self.tail..self.tail + bytes.len()].copy_from_slice(bytes);
         self.tail += bytes.len();
+    }
+
+    #[cold]
+    fn make_room(&mut self, n: usize) {
+        let ok = self.reserve_contiguous(n);
+        assert!(ok, "Buf::put without space");
     }
 
     /// Appends as much of `bytes` as fits; returns how much was appended.

@@ -5,6 +5,8 @@
 //! buffer happens inside the same call; what survives is a small owned
 //! summary ([`RequestHead`], [`ResponseHead`]).
 
+use std::mem::MaybeUninit;
+
 use super::{Framing, Method, Version};
 use crate::buf::Buf;
 
@@ -105,22 +107,36 @@ impl HeadScan {
     /// included), or `None` if it is not complete yet. Bare LF line endings
     /// count as ends so that they can be rejected by the parser.
     pub fn find_end(&mut self, buf: &[u8]) -> Option<usize> {
-        let start = self.scanned.saturating_sub(3);
-        let mut i = start;
-        while let Some(off) = memchr(b'\n', &buf[i..]) {
-            let nl = i + off;
-            if nl >= 1 && buf[nl - 1] == b'\n' {
+        // The end is an LF after LF, or after CR LF.
+        let is_end = |nl: usize| {
+            nl >= 1 && (buf[nl - 1] == b'\n' || (nl >= 2 && buf[nl - 2..nl] == *b"\n\r"))
+        };
+        let mut at = self.scanned.saturating_sub(3);
+        while let Some(w) = word_at(buf, at) {
+            let mut lf = eq_mask(w, b'\n');
+            while lf != 0 {
+                let nl = at + (lf.trailing_zeros() / 8) as usize;
+                if is_end(nl) {
+                    self.scanned = 0;
+                    return Some(nl + 1);
+                }
+                lf &= lf - 1;
+            }
+            at += 8;
+        }
+        for (nl, &b) in buf.iter().enumerate().skip(at) {
+            if b == b'\n' && is_end(nl) {
                 self.scanned = 0;
                 return Some(nl + 1);
             }
-            if nl >= 2 && buf[nl - 1] == b'\r' && buf[nl - 2] == b'\n' {
-                self.scanned = 0;
-                return Some(nl + 1);
-            }
-            i = nl + 1;
         }
         self.scanned = buf.len();
         None
+    }
+
+    /// Nothing was scanned yet: the bytes, if any, have not been looked at.
+    pub fn is_fresh(&self) -> bool {
+        self.scanned == 0
     }
 
     /// Forgets progress (the buffer was consumed).
@@ -129,8 +145,56 @@ impl HeadScan {
     }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The eight bytes of `buf` at `at`, if there are eight.
+fn word_at(buf: &[u8], at: usize) -> Option<u64> {
+    let w = buf.get(at..at + 8)?;
+    Some(u64::from_le_bytes([
+        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7],
+    ]))
+}
+
+/// The high bit of each byte of `w` that equals `b`, and no other bit.
+fn eq_mask(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(b));
+    // A byte's high bit ends up set only if the byte of `x` is zero; the
+    // low seven bits cannot carry into the next byte.
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// Position of the first `needle` in `hay`, eight bytes at a time.
+pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(w) = word_at(hay, at) {
+        let m = eq_mask(w, needle);
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    hay[at..].iter().position(|&b| b == needle).map(|i| at + i)
+}
+
+/// Header names are tokens, so comparing each byte with the 0x20 bit set
+/// against a lowercase literal of letters and `-` is a case-insensitive
+/// comparison (the only other byte that maps to `-`, CR, is no token byte).
+fn eq_lower(name: &[u8], lit: &[u8]) -> bool {
+    if name.len() != lit.len() {
+        return false;
+    }
+    let mut at = 0;
+    while let (Some(a), Some(b)) = (word_at(name, at), word_at(lit, at)) {
+        if a | (ONES * 0x20) != b {
+            return false;
+        }
+        at += 8;
+    }
+    name[at..]
+        .iter()
+        .zip(&lit[at..])
+        .all(|(&a, &b)| a | 0x20 == b)
 }
 
 /// Checks limits on an incomplete head that has `buf` so far.
@@ -143,25 +207,106 @@ pub fn check_partial_request(buf: &[u8]) -> Result<(), HeadError> {
     }
 }
 
-/// Rejects any LF not preceded by CR in a complete head (RFC 9112 §2.2:
-/// a recipient of bare LF in a request may reject it; a proxy must, since
-/// it cannot know how the next hop reads it).
+/// Rejects any LF not preceded by CR, and any CR not followed by LF, in a
+/// complete head (RFC 9112 §2.2: a recipient of bare LF in a request may
+/// reject it; a proxy must, since it cannot know how the next hop reads
+/// it; a bare CR is rejected too).
 fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' && prev != b'\r' {
+    // Line ends are right when the CR positions shifted by one byte are
+    // exactly the LF positions; `carry` is a CR in the last byte of the
+    // previous word.
+    let mut carry = 0u64;
+    let mut at = 0;
+    loop {
+        let w = match word_at(head, at) {
+            Some(w) => w,
+            None if at >= head.len() => break,
+            None => {
+                // The tail, padded with zero bytes (neither CR nor LF).
+                let mut tail = [0u8; 8];
+                tail[..head.len() - at].copy_from_slice(&head[at..]);
+                u64::from_le_bytes(tail)
+            }
+        };
+        let (lf, cr) = (eq_mask(w, b'\n'), eq_mask(w, b'\r'));
+        let after_cr = (cr << 8) | carry;
+        if lf & !after_cr != 0 {
             return Err(HeadError::Malformed("bare LF"));
         }
-        if b == b'\r' && prev == b'\r' {
+        if after_cr != lf {
             return Err(HeadError::Malformed("bare CR"));
         }
-        prev = b;
+        carry = cr >> 56;
+        at += 8;
+    }
+    if carry != 0 {
+        return Err(HeadError::Malformed("bare CR"));
     }
     Ok(())
 }
 
+/// The header fields the proxy acts on, each recognised once per head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Field {
+    #[default]
+    Other,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Upgrade,
+    ProxyAuthorization,
+    Host,
+    Expect,
+    XForwardedFor,
+    XForwardedProto,
+    Forwarded,
+}
+
+impl Field {
+    fn of(name: &[u8]) -> Field {
+        // The length picks one or two candidates; the first letter rules
+        // out most other names before the full comparison.
+        let is = |lit: &[u8]| name[0] | 0x20 == lit[0] && eq_lower(name, lit);
+        match name.len() {
+            2 if is(b"te") => Field::Te,
+            4 if is(b"host") => Field::Host,
+            6 if is(b"expect") => Field::Expect,
+            7 if is(b"upgrade") => Field::Upgrade,
+            9 if is(b"forwarded") => Field::Forwarded,
+            10 if is(b"connection") => Field::Connection,
+            10 if is(b"keep-alive") => Field::KeepAlive,
+            14 if is(b"content-length") => Field::ContentLength,
+            15 if is(b"x-forwarded-for") => Field::XForwardedFor,
+            16 if is(b"proxy-connection") => Field::ProxyConnection,
+            17 if is(b"transfer-encoding") => Field::TransferEncoding,
+            17 if is(b"x-forwarded-proto") => Field::XForwardedProto,
+            19 if is(b"proxy-authorization") => Field::ProxyAuthorization,
+            _ => Field::Other,
+        }
+    }
+
+    /// Fields that apply to one connection only and are dropped when
+    /// forwarding (RFC 9110 §7.6.1), and the framing fields the proxy
+    /// writes itself.
+    fn always_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Field::Connection
+                | Field::KeepAlive
+                | Field::ProxyConnection
+                | Field::Te
+                | Field::TransferEncoding
+                | Field::Upgrade
+                | Field::ProxyAuthorization
+                | Field::ContentLength
+        )
+    }
+}
+
 /// Facts collected from header fields common to requests and responses.
-#[derive(Default)]
 struct FieldFacts<'a> {
     content_length: Option<u64>,
     transfer_encoding: Option<&'a [u8]>,
@@ -176,75 +321,121 @@ struct FieldFacts<'a> {
     connection_upgrade: bool,
     /// The `Upgrade` field's value.
     upgrade: Option<&'a [u8]>,
+    /// A `Host` field is not a valid `uri-host [ ":" port ]`.
+    bad_host: bool,
+    /// A `TE` field lists `trailers`.
+    te_trailers: bool,
+    /// `X-Forwarded-For` fields.
+    xff_count: usize,
+    /// `Forwarded` fields.
+    forwarded_count: usize,
+    /// What each header field is, by index.
+    kinds: [Field; MAX_HEADERS],
+}
+
+impl Default for FieldFacts<'_> {
+    fn default() -> Self {
+        FieldFacts {
+            content_length: None,
+            transfer_encoding: None,
+            te_count: 0,
+            close: false,
+            keep_alive: false,
+            connection_tokens: [b""; MAX_CONNECTION_TOKENS],
+            n_tokens: 0,
+            host_count: 0,
+            expect_continue: false,
+            connection_upgrade: false,
+            upgrade: None,
+            bad_host: false,
+            te_trailers: false,
+            xff_count: 0,
+            forwarded_count: 0,
+            kinds: [Field::Other; MAX_HEADERS],
+        }
+    }
 }
 
 impl<'a> FieldFacts<'a> {
-    fn collect(headers: &[httparse::Header<'a>]) -> Result<Self, HeadError> {
-        let mut f = FieldFacts::default();
-        for h in headers {
-            let name = h.name.as_bytes();
-            if name.eq_ignore_ascii_case(b"content-length") {
-                let v = parse_content_length(h.value)?;
-                match f.content_length {
-                    Some(prev) if prev != v => {
-                        return Err(HeadError::Malformed("conflicting Content-Length"));
-                    }
-                    _ => f.content_length = Some(v),
-                }
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                f.te_count += 1;
-                f.transfer_encoding = Some(h.value);
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                for tok in h.value.split(|&b| b == b',') {
-                    let tok = trim(tok);
-                    if tok.is_empty() {
-                        continue;
-                    }
-                    if tok.eq_ignore_ascii_case(b"close") {
-                        f.close = true;
-                    } else if tok.eq_ignore_ascii_case(b"keep-alive") {
-                        f.keep_alive = true;
-                    } else if tok.eq_ignore_ascii_case(b"upgrade") {
-                        f.connection_upgrade = true;
-                    } else if f.n_tokens < MAX_CONNECTION_TOKENS {
-                        f.connection_tokens[f.n_tokens] = tok;
-                        f.n_tokens += 1;
-                    } else {
-                        return Err(HeadError::Malformed("too many Connection options"));
+    /// Fills the facts from `headers` (into `self`, which starts as
+    /// [`Default`]: the struct is large, so it is not moved around).
+    fn collect(&mut self, headers: &[httparse::Header<'a>]) -> Result<(), HeadError> {
+        let f = self;
+        for (i, h) in headers.iter().enumerate() {
+            let kind = Field::of(h.name.as_bytes());
+            f.kinds[i] = kind;
+            match kind {
+                Field::Other => {}
+                Field::ContentLength => {
+                    let v = parse_content_length(h.value)?;
+                    match f.content_length {
+                        Some(prev) if prev != v => {
+                            return Err(HeadError::Malformed("conflicting Content-Length"));
+                        }
+                        _ => f.content_length = Some(v),
                     }
                 }
-            } else if name.eq_ignore_ascii_case(b"host") {
-                f.host_count += 1;
-            } else if name.eq_ignore_ascii_case(b"upgrade") {
-                if f.upgrade.is_some() {
-                    return Err(HeadError::Malformed("repeated Upgrade"));
+                Field::TransferEncoding => {
+                    f.te_count += 1;
+                    f.transfer_encoding = Some(h.value);
                 }
-                f.upgrade = Some(h.value);
-            } else if name.eq_ignore_ascii_case(b"expect")
-                && trim(h.value).eq_ignore_ascii_case(b"100-continue")
-            {
-                f.expect_continue = true;
+                Field::Connection => f.connection_options(h.value)?,
+                Field::Host => {
+                    f.host_count += 1;
+                    f.bad_host |= !valid_host(trim(h.value));
+                }
+                Field::Upgrade => {
+                    if f.upgrade.is_some() {
+                        return Err(HeadError::Malformed("repeated Upgrade"));
+                    }
+                    f.upgrade = Some(h.value);
+                }
+                Field::Expect => {
+                    f.expect_continue |= trim(h.value).eq_ignore_ascii_case(b"100-continue");
+                }
+                Field::Te => f.te_trailers |= lists_trailers(h.value),
+                Field::XForwardedFor => f.xff_count += 1,
+                Field::Forwarded => f.forwarded_count += 1,
+                Field::KeepAlive
+                | Field::ProxyConnection
+                | Field::ProxyAuthorization
+                | Field::XForwardedProto => {}
             }
         }
-        Ok(f)
+        Ok(())
     }
 
-    /// True for fields that apply to one connection only and are dropped
-    /// when forwarding (RFC 9110 §7.6.1), and for the framing fields the
-    /// proxy writes itself.
-    fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        const FIXED: [&[u8]; 8] = [
-            b"connection",
-            b"keep-alive",
-            b"proxy-connection",
-            b"te",
-            b"transfer-encoding",
-            b"upgrade",
-            b"proxy-authorization",
-            b"content-length",
-        ];
-        FIXED.iter().any(|f| name.eq_ignore_ascii_case(f))
-            || (!name.eq_ignore_ascii_case(b"host")
+    /// Records the options one `Connection` field lists.
+    fn connection_options(&mut self, value: &'a [u8]) -> Result<(), HeadError> {
+        for tok in value.split(|&b| b == b',') {
+            let tok = trim(tok);
+            if tok.is_empty() {
+                continue;
+            }
+            if tok.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if tok.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if tok.eq_ignore_ascii_case(b"upgrade") {
+                self.connection_upgrade = true;
+            } else if self.n_tokens < MAX_CONNECTION_TOKENS {
+                self.connection_tokens[self.n_tokens] = tok;
+                self.n_tokens += 1;
+            } else {
+                return Err(HeadError::Malformed("too many Connection options"));
+            }
+        }
+        Ok(())
+    }
+
+    /// True for the field at `index` when it is dropped on forwarding:
+    /// always for the fixed hop-by-hop fields, and for any field the
+    /// `Connection` field names (but never `Host`).
+    fn is_hop_by_hop(&self, index: usize, name: &[u8]) -> bool {
+        let kind = self.kinds[index];
+        kind.always_hop_by_hop()
+            || (self.n_tokens > 0
+                && kind != Field::Host
                 && self.connection_tokens[..self.n_tokens]
                     .iter()
                     .any(|t| name.eq_ignore_ascii_case(t)))
@@ -286,17 +477,13 @@ impl<'a> FieldFacts<'a> {
         }
         Codings { te, n }
     }
+}
 
-    /// `TE` listed `trailers` (the only TE value that is forwarded).
-    fn te_trailers(headers: &[httparse::Header<'_>]) -> bool {
-        headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("te")
-                && h.value.split(|&b| b == b',').any(|t| {
-                    trim(t.split(|&b| b == b';').next().unwrap_or(b""))
-                        .eq_ignore_ascii_case(b"trailers")
-                })
-        })
-    }
+/// A `TE` value lists `trailers` (the only TE value that is forwarded).
+fn lists_trailers(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|t| {
+        trim(t.split(|&b| b == b';').next().unwrap_or(b"")).eq_ignore_ascii_case(b"trailers")
+    })
 }
 
 /// The transfer codings of a `Transfer-Encoding` value that come before a
@@ -351,13 +538,104 @@ fn valid_host(v: &[u8]) -> bool {
             None => (v, &v[v.len()..]),
         }
     };
-    let host_ok = host.starts_with(b"[")
-        || host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=%".contains(&b));
+    let host_ok = host.starts_with(b"[") || host.iter().all(|&b| HOST_BYTES[usize::from(b)]);
     let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
     host_ok && port_ok
 }
+
+/// Copies the parts of a head that are forwarded unchanged: consecutive
+/// lines already in canonical form (`name: value CRLF`) go out in one copy
+/// instead of field by field.
+struct Copier<'a> {
+    input: &'a [u8],
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Copier<'a> {
+    fn new(input: &'a [u8]) -> Self {
+        Copier {
+            input,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Adds `input[from..to]` to the pending copy.
+    fn keep(&mut self, out: &mut Buf, from: usize, to: usize) {
+        if from != self.end {
+            self.flush(out);
+            self.start = from;
+        }
+        self.end = to;
+    }
+
+    /// Writes the pending copy.
+    fn flush(&mut self, out: &mut Buf) {
+        if self.end > self.start {
+            out.put(&self.input[self.start..self.end]);
+        }
+        self.start = self.end;
+    }
+
+    /// Forwards field `h` of the input as `name: value CRLF`.
+    fn field(&mut self, out: &mut Buf, h: &httparse::Header<'_>) {
+        match self.canonical_line(h) {
+            Some((from, to)) => self.keep(out, from, to),
+            None => {
+                self.flush(out);
+                write_field(out, h.name.as_bytes(), h.value);
+            }
+        }
+    }
+
+    /// Where the line of `h` lies in the input, if it reads exactly
+    /// `name: value CRLF` (one space, no trailing whitespace).
+    fn canonical_line(&self, h: &httparse::Header<'_>) -> Option<(usize, usize)> {
+        if h.value.is_empty() {
+            return None;
+        }
+        let base = self.input.as_ptr() as usize;
+        let from = (h.name.as_ptr() as usize).checked_sub(base)?;
+        let colon = from + h.name.len();
+        let value = (h.value.as_ptr() as usize).checked_sub(base)?;
+        let to = value + h.value.len() + 2;
+        (value == colon + 2
+            && self.input.get(colon..value)? == b": "
+            && self.input.get(to - 2..to)? == b"\r\n")
+            .then_some((from, to))
+    }
+}
+
+/// Bytes allowed in a reg-name or IPv4 host (RFC 3986 unreserved,
+/// sub-delims and `%` of pct-encoded).
+const HOST_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b';'
+                    | b'='
+                    | b'%'
+            );
+        b += 1;
+    }
+    t
+};
 
 fn trim(s: &[u8]) -> &[u8] {
     let start = s
@@ -446,8 +724,18 @@ pub struct ForwardInfo<'a> {
     pub forwarded: bool,
 }
 
+/// The `Via` entry ekilibri adds in both directions (RFC 9110 §7.6.3),
+/// as a literal so that it can be joined with its neighbours at compile time.
+macro_rules! via {
+    () => {
+        "1.1 ekilibri"
+    };
+}
+
 /// The `Via` entry ekilibri adds in both directions (RFC 9110 §7.6.3).
-pub const VIA: &[u8] = b"1.1 ekilibri";
+pub const VIA: &[u8] = via!().as_bytes();
+/// The whole `Via` field line.
+const VIA_FIELD: &[u8] = concat!("Via: ", via!(), "\r\n").as_bytes();
 
 /// Parses the complete request head at the start of `input` (its length as
 /// found by [`HeadScan::find_end`]) and writes the rewritten head, for the
@@ -459,9 +747,9 @@ pub fn rewrite_request(
 ) -> Result<RequestHead, HeadError> {
     check_partial_request(input)?;
     check_line_endings(input)?;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(input) {
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(input, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
@@ -486,7 +774,8 @@ pub fn rewrite_request(
     if method == Method::Connect {
         return Err(HeadError::NotImplemented);
     }
-    let facts = FieldFacts::collect(req.headers)?;
+    let mut facts = FieldFacts::default();
+    facts.collect(req.headers)?;
 
     let (authority, path) =
         if target.starts_with('/') || (target == "*" && method == Method::Options) {
@@ -506,11 +795,7 @@ pub fn rewrite_request(
         } else {
             return Err(HeadError::Malformed("invalid request target"));
         };
-    let bad_host_field = req
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("host") && !valid_host(trim(h.value)));
-    if bad_host_field || authority.is_some_and(|a| !valid_host(a.as_bytes())) {
+    if facts.bad_host || authority.is_some_and(|a| !valid_host(a.as_bytes())) {
         return Err(HeadError::Malformed("invalid Host"));
     }
     if facts.host_count > 1
@@ -544,66 +829,76 @@ pub fn rewrite_request(
         out,
         len + REWRITE_SLACK + 2 * info.client_ip.len() + info.default_host.len(),
     );
-    out.put(method_str.as_bytes());
-    out.put(b" ");
-    if !path.starts_with('/') && path != "*" {
-        out.put(b"/");
-    }
-    out.put(path.as_bytes());
-    out.put(b" HTTP/1.1\r\n");
-    if let Some(a) = authority {
-        write_field(out, b"Host", a.as_bytes());
-    } else if facts.host_count == 0 {
-        write_field(out, b"Host", info.default_host.as_bytes());
+    let mut copy = Copier::new(input);
+    let line_len = method_str.len() + target.len() + b"  HTTP/1.1\r\n".len();
+    if authority.is_none()
+        && version == Version::Http11
+        && input.get(line_len - 2..line_len) == Some(b"\r\n")
+    {
+        // `method SP target SP HTTP/1.1 CRLF` already, single spaces (the
+        // parser allows nothing else): forwarded as it is.
+        copy.keep(out, 0, line_len);
+    } else {
+        out.put(method_str.as_bytes());
+        out.put(b" ");
+        if !path.starts_with('/') && path != "*" {
+            out.put(b"/");
+        }
+        out.put(path.as_bytes());
+        out.put(b" HTTP/1.1\r\n");
+        if let Some(a) = authority {
+            write_field(out, b"Host", a.as_bytes());
+        } else if facts.host_count == 0 {
+            write_field(out, b"Host", info.default_host.as_bytes());
+        }
     }
     let upgrade = facts.connection_upgrade && facts.upgrade.is_some() && framing == Framing::None;
-    for h in req.headers.iter() {
+    for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
-        if facts.is_hop_by_hop(name)
-            || (authority.is_some() && name.eq_ignore_ascii_case(b"host"))
-            || name.eq_ignore_ascii_case(b"x-forwarded-for")
-            || (info.forwarded
-                && (name.eq_ignore_ascii_case(b"forwarded")
-                    || name.eq_ignore_ascii_case(b"x-forwarded-proto")))
-        {
-            continue;
+        let dropped = match facts.kinds[i] {
+            Field::Host => authority.is_some(),
+            Field::XForwardedFor => true,
+            Field::Forwarded | Field::XForwardedProto => info.forwarded,
+            _ => facts.is_hop_by_hop(i, name),
+        };
+        if !dropped {
+            copy.field(out, h);
         }
-        write_field(out, name, h.value);
     }
+    copy.flush(out);
     // X-Forwarded-For: every earlier hop, folded into one field, then the client.
     out.put(b"X-Forwarded-For: ");
-    for x in req
-        .headers
-        .iter()
-        .filter(|x| x.name.eq_ignore_ascii_case("x-forwarded-for"))
-    {
-        out.put(trim(x.value));
-        out.put(b", ");
+    if facts.xff_count > 0 {
+        for (i, x) in req.headers.iter().enumerate() {
+            if facts.kinds[i] == Field::XForwardedFor {
+                out.put(trim(x.value));
+                out.put(b", ");
+            }
+        }
     }
     out.put(info.client_ip.as_bytes());
-    out.put(b"\r\n");
     if info.forwarded {
-        out.put(b"X-Forwarded-Proto: http\r\n");
-        out.put(b"Forwarded: ");
-        for x in req
-            .headers
-            .iter()
-            .filter(|x| x.name.eq_ignore_ascii_case("forwarded"))
-        {
-            out.put(trim(x.value));
-            out.put(b", ");
+        out.put(b"\r\nX-Forwarded-Proto: http\r\nForwarded: ");
+        if facts.forwarded_count > 0 {
+            for (i, x) in req.headers.iter().enumerate() {
+                if facts.kinds[i] == Field::Forwarded {
+                    out.put(trim(x.value));
+                    out.put(b", ");
+                }
+            }
         }
-        out.put(b"for=");
         if info.client_ip.contains(':') {
-            out.put(b"\"[");
+            out.put(b"for=\"[");
             out.put(info.client_ip.as_bytes());
-            out.put(b"]\"");
+            out.put(concat!("]\";proto=http\r\nVia: ", via!(), "\r\n").as_bytes());
         } else {
+            out.put(b"for=");
             out.put(info.client_ip.as_bytes());
+            out.put(concat!(";proto=http\r\nVia: ", via!(), "\r\n").as_bytes());
         }
-        out.put(b";proto=http\r\n");
+    } else {
+        out.put(concat!("\r\nVia: ", via!(), "\r\n").as_bytes());
     }
-    write_field(out, b"Via", VIA);
     if upgrade {
         write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
     }
@@ -619,7 +914,7 @@ pub fn rewrite_request(
     }
     // TE is a connection option: whoever sends it names it in Connection
     // (RFC 9110 §10.1.4), as the Upgrade offer is.
-    let te = FieldFacts::te_trailers(req.headers);
+    let te = facts.te_trailers;
     if te {
         out.put(b"TE: trailers\r\n");
     }
@@ -682,11 +977,27 @@ pub fn rewrite_response(
     ctx: &RequestContext,
     out: &mut Buf,
 ) -> Result<ResponseHead, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(input) {
+    rewrite_response_if_complete(input, ctx, out)?.ok_or(HeadError::Malformed("incomplete head"))
+}
+
+/// [`rewrite_response`] for `input` that may hold less than a whole head
+/// (`Ok(None)`, nothing written) or more (the head's length is
+/// [`ResponseHead::len`]). A head that arrived whole is thus parsed without
+/// scanning for its end first.
+pub fn rewrite_response_if_complete(
+    input: &[u8],
+    ctx: &RequestContext,
+    out: &mut Buf,
+) -> Result<Option<ResponseHead>, HeadError> {
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        input,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
         Err(_) => return Err(HeadError::Malformed("invalid response head")),
     };
@@ -697,7 +1008,8 @@ pub fn rewrite_response(
         return Err(HeadError::Malformed("invalid status code"));
     }
     let reason = resp.reason.unwrap_or("");
-    let facts = FieldFacts::collect(resp.headers)?;
+    let mut facts = FieldFacts::default();
+    facts.collect(resp.headers)?;
     let backend_version = if minor == 1 {
         Version::Http11
     } else {
@@ -753,32 +1065,42 @@ pub fn rewrite_response(
     };
     if interim && !client_11 {
         // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
-        return Ok(head);
+        return Ok(Some(head));
     }
 
     ensure_space(out, len + REWRITE_SLACK);
-    out.put(b"HTTP/1.1 ");
-    out.put_u64(u64::from(status));
-    out.put(b" ");
-    out.put(reason.as_bytes());
-    out.put(b"\r\n");
+    let mut copy = Copier::new(input);
+    let line_len = b"HTTP/1.1 200 \r\n".len() + reason.len();
+    if input.starts_with(b"HTTP/1.1 ")
+        && !reason.is_empty()
+        && input.get(12) == Some(&b' ')
+        && input.get(line_len - 2..line_len) == Some(b"\r\n")
+    {
+        // `HTTP/1.1 SP 3DIGIT SP reason CRLF` already: forwarded as it is.
+        copy.keep(out, 0, line_len);
+    } else {
+        out.put(b"HTTP/1.1 ");
+        out.put_u64(u64::from(status));
+        out.put(b" ");
+        out.put(reason.as_bytes());
+        out.put(b"\r\n");
+    }
     let keep_framing_fields = framing == Framing::None && !interim && !switching;
-    for h in resp.headers.iter() {
-        let name = h.name.as_bytes();
-        let framing_field = name.eq_ignore_ascii_case(b"content-length")
-            || name.eq_ignore_ascii_case(b"transfer-encoding");
+    for (i, h) in resp.headers.iter().enumerate() {
+        let kind = facts.kinds[i];
+        let framing_field = matches!(kind, Field::ContentLength | Field::TransferEncoding);
         if keep_framing_fields && framing_field {
             // HEAD, 204 and 304 carry the framing of the would-be body as is.
-            if client_11 || !name.eq_ignore_ascii_case(b"transfer-encoding") {
-                write_field(out, name, h.value);
+            if client_11 || kind != Field::TransferEncoding {
+                copy.field(out, h);
             }
             continue;
         }
-        if facts.is_hop_by_hop(name) {
-            continue;
+        if !facts.is_hop_by_hop(i, h.name.as_bytes()) {
+            copy.field(out, h);
         }
-        write_field(out, name, h.value);
     }
+    copy.flush(out);
     match (framing, out_coding) {
         (Framing::Length(n), _) => {
             out.put(b"Content-Length: ");
@@ -799,7 +1121,7 @@ pub fn rewrite_response(
         }
         _ => {}
     }
-    write_field(out, b"Via", VIA);
+    out.put(VIA_FIELD);
     if switching {
         write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
         out.put(b"Connection: upgrade\r\n");
@@ -811,7 +1133,7 @@ pub fn rewrite_response(
         }
     }
     out.put(b"\r\n");
-    Ok(head)
+    Ok(Some(head))
 }
 
 #[cfg(test)]

@@ -343,3 +343,92 @@ fn transfer_codings_are_normalised() {
         "{out}"
     );
 }
+
+/// Byte strings over an alphabet that stresses the word-at-a-time scans
+/// (CR, LF, their neighbours with one bit flipped, high bytes), from a
+/// fixed-seed generator.
+fn scan_inputs() -> Vec<Vec<u8>> {
+    const ALPHABET: &[u8] = b"\r\n\r\na\x0b\x0c\x8a\x8d\x09\x01\x00 ";
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..20_000)
+        .map(|i| {
+            let len = i % 41;
+            (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn word_scans_agree_with_byte_by_byte_ones() {
+    for input in scan_inputs() {
+        assert_eq!(
+            memchr(b'\n', &input),
+            input.iter().position(|&b| b == b'\n'),
+            "{input:?}"
+        );
+        let naive_end = (0..input.len()).find(|&nl| {
+            input[nl] == b'\n'
+                && nl >= 1
+                && (input[nl - 1] == b'\n' || (nl >= 2 && &input[nl - 2..nl] == b"\n\r"))
+        });
+        assert_eq!(
+            HeadScan::default().find_end(&input),
+            naive_end.map(|nl| nl + 1),
+            "{input:?}"
+        );
+        let naive_ok = input.iter().enumerate().all(|(i, &b)| match b {
+            b'\n' => i > 0 && input[i - 1] == b'\r',
+            b'\r' => input.get(i + 1) == Some(&b'\n'),
+            _ => true,
+        });
+        assert_eq!(check_line_endings(&input).is_ok(), naive_ok, "{input:?}");
+    }
+}
+
+#[test]
+fn find_end_resumes_where_it_stopped() {
+    let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Long-Field-Name: some value\r\n\r\n";
+    for cut in 0..head.len() {
+        let mut scan = HeadScan::default();
+        assert_eq!(scan.find_end(&head[..cut]), None, "cut {cut}");
+        assert_eq!(scan.find_end(head), Some(head.len()), "cut {cut}");
+    }
+}
+
+#[test]
+fn field_names_match_in_any_case_and_only_exactly() {
+    assert_eq!(Field::of(b"Content-Length"), Field::ContentLength);
+    assert_eq!(Field::of(b"CONTENT-LENGTH"), Field::ContentLength);
+    assert_eq!(Field::of(b"x-FORWARDED-for"), Field::XForwardedFor);
+    assert_eq!(Field::of(b"Transfer-Encoding"), Field::TransferEncoding);
+    assert_eq!(Field::of(b"X-Forwarded-Proto"), Field::XForwardedProto);
+    assert_eq!(Field::of(b"tE"), Field::Te);
+    assert_eq!(Field::of(b"Content-Lengt_"), Field::Other);
+    assert_eq!(Field::of(b"Content-Lengthh"), Field::Other);
+    assert_eq!(Field::of(b"Transfer_Encoding"), Field::Other);
+    assert_eq!(Field::of(b"Content-Type"), Field::Other);
+    assert_eq!(Field::of(b"Hosts"), Field::Other);
+}
+
+#[test]
+fn canonical_lines_are_copied_and_others_normalised() {
+    // Extra whitespace around a value is not forwarded; the other fields
+    // keep their bytes and order.
+    let (_, out) = req(
+        "GET /a HTTP/1.1\r\nHost: h\r\nA:1\r\nB:   2  \r\nC: 3\r\nConnection: x\r\nX: 4\r\nD: 5\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 5\r\n\
+         X-Forwarded-For: 10.0.0.9\r\nVia: 1.1 ekilibri\r\n\r\n"
+    );
+}
