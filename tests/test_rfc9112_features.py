@@ -167,6 +167,28 @@ def test_expect_100_continue_refused_by_the_backend(scripted_backend_factory, ek
     assert sb.conns[0].raw.count(b"hello") == 0, "the body reached the backend that refused it"
 
 
+def test_early_response_before_the_whole_body_announces_the_close(scripted_backend_factory, ekilibri_factory):
+    """The backend answers 413 after the head, without reading the body and
+    without `Connection: close`. The client, still uploading, must be told
+    the connection will close (RFC 9112 §9.6), so it stops sending."""
+
+    def script(bc):
+        if bc.index == 1:
+            if bc.read_head() is None:
+                return
+            bc.send(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+            bc.wait_closed(3.0)
+            return
+        serve_default(bc)
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb, timeout=3) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+        r = c.read_response("POST")
+        assert r.status == 413, r
+        assert r.has_token("connection", "close"), f"the early 413 did not announce the close: {r!r}"
+
+
 # ------------------------------------------------------------ 1xx
 
 

@@ -459,6 +459,19 @@ def test_response_transfer_coding_other_than_chunked_is_kept(scripted_backend_fa
         assert r.body == gz or (r.framing == "close"), r
 
 
+def test_response_transfer_coding_is_not_sent_to_an_http10_client(scripted_backend_factory, ekilibri_factory):
+    """An HTTP/1.0 client cannot be sent Transfer-Encoding (RFC 9112 §6.1),
+    and dropping a gzip coding would label coded bytes as plain: 502."""
+    gz = bytes.fromhex("1f8b0800000000000003cb48cdc9c9070086a6103605000000")
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n%x\r\n" % len(gz) + gz + b"\r\n0\r\n\r\n"
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, bad_then_serve(reply))
+    with connect(lb) as c:
+        c.send(b"GET /first HTTP/1.0\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 502, r
+        assert not r.header_all("transfer-encoding"), r
+
+
 def test_response_trailers_are_forwarded(scripted_backend_factory, ekilibri_factory):
     reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Digest\r\n\r\n5\r\nhello\r\n0\r\nX-Digest: abc\r\n\r\n"
     lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))

@@ -967,6 +967,11 @@ pub struct RequestContext {
     pub client_keep_alive: bool,
     /// The request offered a protocol upgrade.
     pub upgrade: bool,
+    /// Part of the request body has not arrived yet. An error response
+    /// (4xx, 5xx) then says `Connection: close`: the connection closes if
+    /// the response ends first, and the client should stop sending
+    /// (RFC 9112 §9.6). A success (a full-duplex echo) keeps it.
+    pub body_pending: bool,
 }
 
 /// Parses the complete response head at the start of `input` and writes the
@@ -1044,12 +1049,22 @@ pub fn rewrite_response_if_complete(
         && (backend_version == Version::Http11 || facts.keep_alive);
 
     let client_11 = ctx.client_version == Version::Http11;
+    let keep_alive = ctx.client_keep_alive && !(ctx.body_pending && status >= 400);
     let (out_coding, mut client_keep_alive) = match framing {
-        Framing::None | Framing::Length(_) => (OutCoding::Identity, ctx.client_keep_alive),
-        Framing::Chunked | Framing::UntilClose if client_11 => {
-            (OutCoding::Chunked, ctx.client_keep_alive)
+        Framing::None | Framing::Length(_) => (OutCoding::Identity, keep_alive),
+        Framing::Chunked | Framing::UntilClose if client_11 => (OutCoding::Chunked, keep_alive),
+        Framing::Chunked | Framing::UntilClose => {
+            if !facts.inner_codings().is_empty() {
+                // A transfer coding other than chunked (e.g. gzip) cannot be
+                // sent to an HTTP/1.0 client, which knows no Transfer-Encoding
+                // (RFC 9112 §6.1), and removing it would hand over coded
+                // bytes labelled as plain: 502, as nginx answers.
+                return Err(HeadError::Malformed(
+                    "transfer coding an HTTP/1.0 client cannot receive",
+                ));
+            }
+            (OutCoding::Identity, false)
         }
-        Framing::Chunked | Framing::UntilClose => (OutCoding::Identity, false),
     };
     if interim {
         client_keep_alive = true;
@@ -1109,15 +1124,6 @@ pub fn rewrite_response_if_complete(
         }
         (Framing::Chunked | Framing::UntilClose, OutCoding::Chunked) => {
             write_chunked_field(out, facts.inner_codings());
-        }
-        (Framing::Chunked | Framing::UntilClose, OutCoding::Identity)
-            if !facts.inner_codings().is_empty() =>
-        {
-            // An HTTP/1.0 client gets the body close-delimited; the codings
-            // that remain on it are still named.
-            out.put(b"Transfer-Encoding: ");
-            facts.inner_codings().write(out);
-            out.put(b"\r\n");
         }
         _ => {}
     }

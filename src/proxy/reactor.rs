@@ -2160,6 +2160,7 @@ fn relay_response(
                         && !draining
                         && (!ex.req.expect_continue || ex.req_body.input_done()),
                     upgrade: ex.req.upgrade,
+                    body_pending: !ex.req_body.input_done(),
                 };
                 let before = client_out.len();
                 // A head that arrived whole (the usual case) is parsed at

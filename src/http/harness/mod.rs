@@ -802,6 +802,7 @@ pub fn response(data: &[u8]) {
         },
         client_keep_alive: flags & 4 != 0,
         upgrade: flags & 8 != 0,
+        body_pending: flags & 16 != 0,
     };
     let mut stream = Stream::new(cfg);
     let payload = stream.payload();

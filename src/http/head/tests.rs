@@ -27,12 +27,14 @@ const CTX11: RequestContext = RequestContext {
     client_version: Version::Http11,
     client_keep_alive: true,
     upgrade: false,
+    body_pending: false,
 };
 const CTX10: RequestContext = RequestContext {
     head_request: false,
     client_version: Version::Http10,
     client_keep_alive: false,
     upgrade: false,
+    body_pending: false,
 };
 
 #[test]
@@ -431,4 +433,47 @@ fn canonical_lines_are_copied_and_others_normalised() {
         "GET /a HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 5\r\n\
          X-Forwarded-For: 10.0.0.9\r\nVia: 1.1 ekilibri\r\n\r\n"
     );
+}
+
+#[test]
+fn a_transfer_coding_an_http10_client_cannot_receive_is_refused() {
+    // RFC 9112 §6.1: no Transfer-Encoding to an HTTP/1.0 client; the gzip
+    // coding cannot be dropped either, so the response is refused (502).
+    for raw in [
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    ] {
+        assert!(resp(raw, CTX10).is_err(), "{raw:?}");
+    }
+    // Plain chunked is decoded for it and sent close-delimited.
+    let (h, out) = resp(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        CTX10,
+    )
+    .unwrap();
+    assert_eq!(h.out, OutCoding::Identity);
+    assert!(
+        !out.to_ascii_lowercase().contains("transfer-encoding"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_error_before_the_whole_request_body_announces_the_close() {
+    let pending = RequestContext {
+        body_pending: true,
+        ..CTX11
+    };
+    let (h, out) = resp(
+        "HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n",
+        pending,
+    )
+    .unwrap();
+    assert!(!h.client_keep_alive);
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    // A success streamed while the body still arrives (an echo) keeps the
+    // connection.
+    let (h, out) = resp("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", pending).unwrap();
+    assert!(h.client_keep_alive);
+    assert!(!out.contains("Connection:"), "{out}");
 }
