@@ -222,6 +222,15 @@ impl BufPool {
     pub fn idle(&self) -> usize {
         self.free.len()
     }
+
+    /// Keeps at most `max_free` idle buffers from now on, freeing the
+    /// excess at once.
+    pub fn set_max_free(&mut self, max_free: usize) {
+        self.max_free = max_free;
+        if self.free.len() > max_free {
+            self.free.truncate(max_free);
+        }
+    }
 }
 
 /// Writes `v` in decimal right-aligned into `out`; returns the digit count.
@@ -290,6 +299,15 @@ mod tests {
         let mut big = Buf::with_capacity(LARGE_BUF_SIZE);
         pool.reclaim(&mut big);
         assert_eq!((big.capacity(), pool.idle()), (0, 0));
+        // A larger limit keeps more; a smaller one frees the excess.
+        pool.set_max_free(3);
+        let mut bufs: Vec<Buf> = (0..3).map(|_| pool.take()).collect();
+        for b in &mut bufs {
+            pool.reclaim(b);
+        }
+        assert_eq!(pool.idle(), 3);
+        pool.set_max_free(1);
+        assert_eq!(pool.idle(), 1);
     }
 
     #[test]

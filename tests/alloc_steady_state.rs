@@ -1,7 +1,8 @@
 //! Zero heap allocations per request in steady state: a counting global
 //! allocator counts the allocations made on the reactor's thread while a
 //! keep-alive client sends 1,000 requests (GET, POST with Content-Length
-//! and chunked bodies) through it.
+//! and chunked bodies) through it, and while 400 clients send waves of
+//! concurrent requests.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -13,26 +14,28 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
 thread_local! {
-    static TRACKED: Cell<bool> = const { Cell::new(false) };
+    /// The counter of the reactor running on this thread, if any (tests
+    /// run in parallel, each with its own reactor and counter).
+    static COUNTER: Cell<Option<&'static AtomicU64>> = const { Cell::new(None) };
+}
+
+fn count_allocation() {
+    if let Some(c) = COUNTER.with(Cell::get) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if TRACKED.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        count_allocation();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if TRACKED.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
+        count_allocation();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -100,46 +103,110 @@ fn request(sock: &mut TcpStream, buf: &mut Vec<u8>, i: usize) {
     }
 }
 
+/// A reactor in front of one origin server, on its own (tracked) thread.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    allocations: &'static AtomicU64,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        ekilibri::origin::spawn(backend, "b1".into()).unwrap();
+        let text = format!(
+            "servers = [\"{backend_addr}\"]\nlisten = \"127.0.0.1:0\"\nhealth_check_interval = 600000\n"
+        );
+        let cfg = ekilibri::config::parse(Path::new("alloc.toml"), &text).unwrap();
+        let mut reactor = ekilibri::proxy::Reactor::new(cfg).unwrap();
+        let addr = reactor.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let allocations: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+        let thread = std::thread::spawn(move || {
+            COUNTER.with(|c| c.set(Some(allocations)));
+            reactor
+                .run_while(|| !stop2.load(Ordering::Relaxed))
+                .unwrap();
+        });
+        Proxy {
+            addr,
+            allocations,
+            stop,
+            thread,
+        }
+    }
+
+    fn client(&self) -> TcpStream {
+        let sock = TcpStream::connect(self.addr).unwrap();
+        sock.set_nodelay(true).unwrap();
+        sock
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        self.thread.join().unwrap();
+    }
+}
+
 #[test]
 fn steady_state_requests_do_not_allocate() {
-    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-    let backend_addr = backend.local_addr().unwrap();
-    ekilibri::origin::spawn(backend, "b1".into()).unwrap();
-    let text = format!(
-        "servers = [\"{backend_addr}\"]\nlisten = \"127.0.0.1:0\"\nhealth_check_interval = 600000\n"
-    );
-    let cfg = ekilibri::config::parse(Path::new("alloc.toml"), &text).unwrap();
-    let mut reactor = ekilibri::proxy::Reactor::new(cfg).unwrap();
-    let addr = reactor.local_addr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let reactor_thread = std::thread::spawn(move || {
-        TRACKED.with(|t| t.set(true));
-        reactor
-            .run_while(|| !stop2.load(Ordering::Relaxed))
-            .unwrap();
-    });
-
-    let mut sock = TcpStream::connect(addr).unwrap();
-    sock.set_nodelay(true).unwrap();
+    let proxy = Proxy::start();
+    let mut sock = proxy.client();
     let mut buf = Vec::with_capacity(1 << 20);
     for i in 0..300 {
         request(&mut sock, &mut buf, i);
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = proxy.allocations.load(Ordering::Relaxed);
     for i in 0..1_000 {
         request(&mut sock, &mut buf, i);
     }
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
-
-    stop.store(true, Ordering::Relaxed);
+    let after = proxy.allocations.load(Ordering::Relaxed);
     drop(sock);
-    // Wake the loop so it sees the flag.
-    let _ = TcpStream::connect(addr);
-    reactor_thread.join().unwrap();
+    proxy.stop();
     assert_eq!(
         after - before,
         0,
         "allocations on the reactor thread during 1,000 requests"
+    );
+}
+
+/// Waves of 400 concurrent requests, each held 30 ms by the origin: 1,600
+/// buffers in flight at the peak, then all of them back in the pool. The
+/// pool must keep what the load needs instead of freeing the excess and
+/// allocating it again on the next wave.
+#[test]
+fn waves_of_concurrent_requests_do_not_allocate() {
+    const CLIENTS: usize = 400;
+    let proxy = Proxy::start();
+    let mut socks: Vec<TcpStream> = (0..CLIENTS).map(|_| proxy.client()).collect();
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut wave = |socks: &mut Vec<TcpStream>| {
+        for s in socks.iter_mut() {
+            s.write_all(b"GET /sleep?ms=30 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+        }
+        for s in socks.iter_mut() {
+            assert_eq!(read_response(s, &mut buf), b"slept 30 ms\n");
+        }
+    };
+    for _ in 0..3 {
+        wave(&mut socks);
+    }
+    let before = proxy.allocations.load(Ordering::Relaxed);
+    for _ in 0..5 {
+        wave(&mut socks);
+    }
+    let after = proxy.allocations.load(Ordering::Relaxed);
+    drop(socks);
+    proxy.stop();
+    assert_eq!(
+        after - before,
+        0,
+        "allocations on the reactor thread during 5 waves of {CLIENTS} requests"
     );
 }

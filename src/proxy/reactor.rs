@@ -56,7 +56,8 @@ const DRIVE_BUDGET: usize = 32;
 const EXCESS_IDLE: Duration = Duration::from_secs(1);
 /// Idle connections kept per backend at most, whatever the load.
 const MAX_IDLE_PER_BACKEND: usize = 1024;
-/// Idle buffers kept for reuse (16 KiB each).
+/// Idle buffers kept for reuse (16 KiB each) at least; more while more
+/// connections are open (see [`Reactor::size_pools`]).
 const MAX_IDLE_BUFFERS: usize = 1024;
 /// Finished exchanges kept for reuse.
 const MAX_IDLE_EXCHANGES: usize = 1024;
@@ -729,6 +730,7 @@ impl Reactor {
         self.fire_timers(expired);
         self.drive_dirty();
         self.reap();
+        self.size_pools();
         if let Some(a) = &mut self.access {
             let dropped = a.flush();
             if dropped > 0 {
@@ -736,6 +738,15 @@ impl Reactor {
             }
         }
         Ok(())
+    }
+
+    /// Lets the buffer pool keep as many idle buffers as the open
+    /// connections could hold at once (two each), so that waves of
+    /// concurrent requests reuse buffers instead of freeing and allocating
+    /// them again; when connections close, the excess is freed.
+    fn size_pools(&mut self) {
+        self.bufs
+            .set_max_free((2 * self.conns.len()).max(MAX_IDLE_BUFFERS));
     }
 
     fn on_signals(&mut self) {
@@ -1508,7 +1519,8 @@ impl Reactor {
 
     /// Keeps a finished exchange's box for the next request.
     fn recycle(&mut self, ex: Box<Exchange>) {
-        if self.spare_exchanges.len() < MAX_IDLE_EXCHANGES {
+        // As many as there may be exchanges at once (one per client).
+        if self.spare_exchanges.len() < MAX_IDLE_EXCHANGES.max(self.conns.len()) {
             self.spare_exchanges.push(ex);
         }
     }
