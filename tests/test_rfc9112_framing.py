@@ -325,6 +325,9 @@ def wire_split(raw):
 FIRST = b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
 
 BAD_REPLIES = [
+    # Blank lines before the status line: refused whether they arrive with
+    # the head or before it (the parser alone would skip them).
+    pytest.param(b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", id="blank-lines-before-status"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", id="cl-differing-fields"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!", id="cl-differing-list"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello", id="cl-negative"),

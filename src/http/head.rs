@@ -825,9 +825,13 @@ pub fn rewrite_request(
         Version::Http10 => facts.keep_alive && !facts.close,
     };
 
+    // A field line may grow by one byte (`name:value` gets its space).
     ensure_space(
         out,
-        len + REWRITE_SLACK + 2 * info.client_ip.len() + info.default_host.len(),
+        len + req.headers.len()
+            + REWRITE_SLACK
+            + 2 * info.client_ip.len()
+            + info.default_host.len(),
     );
     let mut copy = Copier::new(input);
     let line_len = method_str.len() + target.len() + b"  HTTP/1.1\r\n".len();
@@ -858,7 +862,9 @@ pub fn rewrite_request(
         let dropped = match facts.kinds[i] {
             Field::Host => authority.is_some(),
             Field::XForwardedFor => true,
-            Field::Forwarded | Field::XForwardedProto => info.forwarded,
+            Field::Forwarded | Field::XForwardedProto => {
+                info.forwarded || facts.is_hop_by_hop(i, name)
+            }
             _ => facts.is_hop_by_hop(i, name),
         };
         if !dropped {
@@ -1083,7 +1089,9 @@ pub fn rewrite_response_if_complete(
         return Ok(Some(head));
     }
 
-    ensure_space(out, len + REWRITE_SLACK);
+    // Each field line may grow by two bytes (`name:value LF` becomes
+    // `name: value CRLF`), the status line by three, plus the added fields.
+    ensure_space(out, len + 2 * (resp.headers.len() + 2) + REWRITE_SLACK);
     let mut copy = Copier::new(input);
     let line_len = b"HTTP/1.1 200 \r\n".len() + reason.len();
     if input.starts_with(b"HTTP/1.1 ")

@@ -747,6 +747,8 @@ impl Reactor {
     fn size_pools(&mut self) {
         self.bufs
             .set_max_free((2 * self.conns.len()).max(MAX_IDLE_BUFFERS));
+        self.spare_exchanges
+            .truncate(MAX_IDLE_EXCHANGES.max(self.conns.len()));
     }
 
     fn on_signals(&mut self) {
@@ -2178,7 +2180,10 @@ fn relay_response(
                 // A head that arrived whole (the usual case) is parsed at
                 // once; one that trickles in is scanned for its end as it
                 // grows and parsed when complete.
-                let whole = if scan.is_fresh() {
+                // (Not when it starts with a blank line: the parser would
+                // skip any number of them, the incremental scan sees the
+                // first as the end of an empty head, which is refused.)
+                let whole = if scan.is_fresh() && !matches!(b.inbuf.data()[0], b'\r' | b'\n') {
                     rewrite_response_if_complete(b.inbuf.data(), &ctx, client_out)
                         .map_err(|_| ProxyError::BadResponse)?
                 } else {

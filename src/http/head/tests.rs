@@ -477,3 +477,50 @@ fn an_error_before_the_whole_request_body_announces_the_close() {
     assert!(h.client_keep_alive);
     assert!(!out.contains("Connection:"), "{out}");
 }
+
+#[test]
+fn forwarded_fields_named_in_connection_are_dropped() {
+    // With forwarded_headers off, Forwarded and X-Forwarded-Proto pass
+    // through, unless Connection names them (RFC 9110 §7.6.1).
+    for field in ["Forwarded: for=1.2.3.4", "X-Forwarded-Proto: https"] {
+        let name = field.split(':').next().unwrap();
+        let (_, out) = req(&format!("GET / HTTP/1.1\r\nHost: h\r\n{field}\r\n\r\n")).unwrap();
+        assert!(out.contains(field), "{out}");
+        let (_, out) = req(&format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: {name}\r\n{field}\r\n\r\n"
+        ))
+        .unwrap();
+        assert!(!out.contains(field), "{out}");
+    }
+}
+
+#[test]
+fn a_head_that_grows_when_rewritten_fits_the_output() {
+    // 100 fields written `name:value` with bare LF (accepted from
+    // backends) each grow by two bytes, beyond the fixed slack; the output
+    // buffer must grow, not panic.
+    // Close-delimited, to a client that closes: Via, Transfer-Encoding and
+    // Connection are added too.
+    let mut raw = String::from("HTTP/1.1 200\n");
+    for i in 0..100 {
+        raw.push_str(&format!("X{i:02}:{}\n", "v".repeat(150)));
+    }
+    raw.push('\n');
+    let closing = RequestContext {
+        client_keep_alive: false,
+        ..CTX11
+    };
+    let mut out = Buf::with_capacity(raw.len());
+    let head = rewrite_response(raw.as_bytes(), &closing, &mut out).unwrap();
+    assert_eq!(head.len, raw.len());
+    assert!(out.len() > raw.len() + 256, "{}", out.len());
+    let mut out = Buf::with_capacity(1024);
+    let mut big = String::from("GET / HTTP/1.1\r\nHost: h\r\n");
+    for i in 0..99 {
+        big.push_str(&format!("X{i:02}:{}\r\n", "v".repeat(150)));
+    }
+    big.push_str("\r\n");
+    let mut scan = HeadScan::default();
+    let len = scan.find_end(big.as_bytes()).unwrap();
+    rewrite_request(&big.as_bytes()[..len], &INFO, &mut out).unwrap();
+}
