@@ -188,7 +188,9 @@ impl Strategy for LatencyAware {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_near, counts, loads, seq, weighted, with_flight};
+    use super::super::tests::{
+        assert_near, counts, loads, seq, simulated_load, weighted, with_flight,
+    };
     use super::*;
 
     fn ms(n: u64) -> Duration {
@@ -422,18 +424,7 @@ mod tests {
         let c = counts(&mut s, &weighted(&[1, 2, 3]), None, 3000);
         assert_near(&c, &[500, 1000, 1500], 90);
         // Under load every backend still takes a share, the heavier more.
-        let mut b = weighted(&[1, 2, 3]);
-        let mut c = [0usize; 3];
-        for _ in 0..500 {
-            for x in b.iter_mut() {
-                x.in_flight = x.in_flight.saturating_sub(x.weight);
-            }
-            for _ in 0..6 {
-                let id = s.pick(&b, None, Tick(0)).unwrap();
-                b[id].in_flight += 1;
-                c[id] += 1;
-            }
-        }
+        let c = simulated_load(&mut s, &[1, 2, 3]);
         assert!(c[0] > 300 && c[0] < c[1] && c[1] < c[2], "{c:?}");
     }
 

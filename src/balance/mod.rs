@@ -205,6 +205,25 @@ mod tests {
         (0..k).map(|_| s.pick(b, avoid, Tick(0))).collect()
     }
 
+    /// Shares under a steady load: each of 500 rounds, backend i finishes
+    /// up to `weights[i]` requests (its capacity), then six new requests
+    /// arrive and are picked (`now` = 0).
+    pub(crate) fn simulated_load(s: &mut dyn Strategy, weights: &[u32]) -> Vec<usize> {
+        let mut b = weighted(weights);
+        let mut c = vec![0; b.len()];
+        for _ in 0..500 {
+            for x in b.iter_mut() {
+                x.in_flight = x.in_flight.saturating_sub(x.weight);
+            }
+            for _ in 0..6 {
+                let id = s.pick(&b, None, Tick(0)).expect("a pick");
+                b[id].in_flight += 1;
+                c[id] += 1;
+            }
+        }
+        c
+    }
+
     /// Asserts each count is within `tol` of `expected`.
     pub(crate) fn assert_near(counts: &[usize], expected: &[usize], tol: usize) {
         assert_eq!(counts.len(), expected.len());

@@ -53,7 +53,9 @@ impl Strategy for PowerOfTwoChoices {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{assert_near, counts, loads, seq, weighted, with_flight};
+    use super::super::tests::{
+        assert_near, counts, loads, seq, simulated_load, weighted, with_flight,
+    };
     use super::*;
 
     #[test]
@@ -116,18 +118,7 @@ mod tests {
         // Each round backend i finishes up to `weight_i` requests (its
         // capacity), then six new requests arrive.
         let mut s = PowerOfTwoChoices::new(0x5EED);
-        let mut b = weighted(&[1, 2, 3]);
-        let mut c = [0usize; 3];
-        for _ in 0..500 {
-            for x in b.iter_mut() {
-                x.in_flight = x.in_flight.saturating_sub(x.weight);
-            }
-            for _ in 0..6 {
-                let id = s.pick(&b, None, Tick(0)).unwrap();
-                b[id].in_flight += 1;
-                c[id] += 1;
-            }
-        }
+        let c = simulated_load(&mut s, &[1, 2, 3]);
         assert_near(&c, &[500, 1000, 1500], 30);
     }
 
