@@ -409,6 +409,17 @@ const INFO6: ForwardInfo<'static> = ForwardInfo {
     forwarded: false,
 };
 
+/// The rewritten head `out` parses, and is nothing but the head.
+fn assert_whole_head(parsed: httparse::Result<usize>, out: &[u8]) {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "rewritten head length"),
+        other => panic!(
+            "rewritten head does not parse: {other:?}: {:?}",
+            String::from_utf8_lossy(out)
+        ),
+    }
+}
+
 /// Checks a rewritten request head against the original.
 fn check_request_rewrite(orig: &[u8], req: &RequestHead, out: &[u8], info: &ForwardInfo<'_>) {
     let mut oh = [httparse::EMPTY_HEADER; CHECK_HEADERS];
@@ -418,13 +429,7 @@ fn check_request_rewrite(orig: &[u8], req: &RequestHead, out: &[u8], info: &Forw
 
     let mut h = [httparse::EMPTY_HEADER; CHECK_HEADERS];
     let mut r = httparse::Request::new(&mut h);
-    match r.parse(out) {
-        Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "rewritten head length"),
-        other => panic!(
-            "rewritten head does not parse: {other:?}: {:?}",
-            String::from_utf8_lossy(out)
-        ),
-    }
+    assert_whole_head(r.parse(out), out);
     assert_eq!(r.version, Some(1));
     assert_eq!(r.method, o.method);
     let path = r.path.unwrap();
@@ -691,13 +696,7 @@ fn check_response_rewrite(orig: &[u8], ctx: &RequestContext, head: &ResponseHead
 
     let mut h = [httparse::EMPTY_HEADER; CHECK_HEADERS];
     let mut r = httparse::Response::new(&mut h);
-    match r.parse(out) {
-        Ok(httparse::Status::Complete(n)) => assert_eq!(n, out.len(), "rewritten head length"),
-        other => panic!(
-            "rewritten head does not parse: {other:?}: {:?}",
-            String::from_utf8_lossy(out)
-        ),
-    }
+    assert_whole_head(r.parse(out), out);
     assert_eq!(r.version, Some(1));
     assert_eq!(r.code, Some(head.status));
     assert_eq!(o.code, Some(head.status));
