@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 import pytest
+from wire import HeaderLookup
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LISTEN_RE = re.compile(rb"listening on (\S+?:\d+)")
@@ -272,7 +273,7 @@ def dead_address() -> str:
 
 
 @dataclass
-class RecordedRequest:
+class RecordedRequest(HeaderLookup):
     conn_id: int
     method: str
     target: str
@@ -280,16 +281,6 @@ class RecordedRequest:
     headers: list[tuple[str, str]]
     body: bytes
     raw_head: bytes
-
-    def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
-
-    def header_all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
 @dataclass

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
+from wire import HeaderLookup
+
 RECV_SIZE = 256 * 1024
 MAX_HEAD = 64 * 1024
 
@@ -29,7 +31,7 @@ class ConnectionClosed(ProtocolError):
 
 
 @dataclass
-class Response:
+class Response(HeaderLookup):
     version: str
     status: int
     reason: str
@@ -41,18 +43,6 @@ class Response:
     body_len: int = 0
     chunk_count: int = 0
     trailers: list[tuple[str, str]] = field(default_factory=list)
-
-    def header(self, name: str) -> Optional[str]:
-        """The first value of header `name` (case-insensitive), or None."""
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
-
-    def header_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def has_token(self, name: str, token: str) -> bool:
         """Whether a comma-separated header such as Connection holds `token`."""

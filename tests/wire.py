@@ -36,8 +36,28 @@ def _is_field_value_byte(b: int) -> bool:
     return b == 0x09 or 0x20 <= b <= 0x7E or b >= 0x80
 
 
+class HeaderLookup:
+    """Case-insensitive lookups in a `headers` list of (name, value) pairs;
+    shared by the message classes of wire.py, rawhttp.py and harness.py."""
+
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header `name` (case-insensitive), or None."""
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        """Every value of header `name` (case-insensitive), in order."""
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+
 @dataclass
-class Request:
+class Request(HeaderLookup):
     method: str
     target: str
     version: str
@@ -49,17 +69,6 @@ class Request:
     trailers: list[tuple[str, str]] = field(default_factory=list)
     chunk_exts: list[bytes] = field(default_factory=list)
     raw: bytes = b""  # the whole message as received, head and body
-
-    def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return None
-
-    def header_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     def has(self, name: str) -> bool:
         return bool(self.header_all(name))
