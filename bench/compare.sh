@@ -5,7 +5,7 @@
 #
 # Installs what it needs (Debian: wrk nginx-light haproxy linux-perf) when
 # run as root, builds ekilibri in release mode, then runs
-#   bench/proxy/proxy_bench.sh none nginx haproxy ekilibri
+#   bench/proxy/proxy_bench.sh none floor nginx haproxy ekilibri
 # Every knob of the harness passes through (ROUNDS, DURATION, PROFILES,
 # IDLE_CONNS, SYSCALLS, ...). Defaults here: ROUNDS=3 DURATION=10
 # PROFILES="ka50 ka400 close50".
@@ -29,8 +29,9 @@ fi
 # nginx-light's package starts a default server on port 80; the harness
 # uses its own configs and ports only.
 
-(cd "$ROOT" && cargo build --release --bin ekilibri >/dev/null)
+(cd "$ROOT" && cargo build --release --bin ekilibri --example tcp_floor >/dev/null)
 export EKILIBRI_BIN=$ROOT/target/release/ekilibri
+export FLOOR_BIN=$ROOT/target/release/examples/tcp_floor
 export ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} PROFILES=${PROFILES:-"ka50 ka400 close50"}
-[ $# -eq 0 ] && set -- none nginx haproxy ekilibri
+[ $# -eq 0 ] && set -- none floor nginx haproxy ekilibri
 exec bash "$ROOT/bench/proxy/proxy_bench.sh" "$@"
