@@ -192,6 +192,26 @@ pub(super) struct ClientConn {
     /// The last exchange ended with its request read in full: closing
     /// needs no lingering if nothing else arrived.
     pub clean_close: bool,
+    pub nagle: Nagle,
+}
+
+/// Nagle's algorithm on a client socket, switched off lazily, as nginx
+/// does: a connection that is written once and closed (`Connection:
+/// close`) never pays the `setsockopt`.
+///
+/// Linux applies Minshall's variant: a short segment is held back only
+/// while an earlier *short* segment is unacknowledged. The first write on
+/// a connection can therefore never be delayed, whatever its size; the
+/// second could (a small write behind the first write's short tail, waiting
+/// for a delayed ACK), so `TCP_NODELAY` is set just before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Nagle {
+    /// Nothing written yet.
+    Unwritten,
+    /// One write done; `TCP_NODELAY` goes on before the next.
+    Written,
+    /// `TCP_NODELAY` is set.
+    Off,
 }
 
 /// State of a backend connection.

@@ -11,8 +11,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::conn::{
-    Armed, BackendConn, BackendPhase, ClientConn, ClientPhase, Exchange, ProxyError, ResponsePhase,
-    Tried,
+    Armed, BackendConn, BackendPhase, ClientConn, ClientPhase, Exchange, Nagle, ProxyError,
+    ResponsePhase, Tried,
 };
 use super::health::{FailureKind, Health, Transition};
 use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
@@ -1000,7 +1000,6 @@ impl Reactor {
     }
 
     fn admit(&mut self, mut sock: TcpStream, peer: SocketAddr) {
-        let _ = sock.set_nodelay(true);
         let (key, generation) = match self.register(&mut sock) {
             Ok(k) => k,
             Err(e) => {
@@ -1029,6 +1028,7 @@ impl Reactor {
                 timer: None,
                 dirty: false,
                 clean_close: false,
+                nagle: Nagle::Unwritten,
             }),
         );
         self.clients += 1;
@@ -1258,8 +1258,15 @@ impl Reactor {
 
         // 4. Client bytes out.
         if c.rd.writable && !c.outbuf.is_empty() {
+            if c.nagle == Nagle::Written {
+                let _ = c.sock.set_nodelay(true);
+                c.nagle = Nagle::Off;
+            }
             let (outcome, n) = write_from(&mut c.sock, &mut c.outbuf, &mut c.rd);
             if n > 0 {
+                if c.nagle == Nagle::Unwritten {
+                    c.nagle = Nagle::Written;
+                }
                 progress = true;
                 c.last_out = now;
                 self.metrics.on_bytes(0, n as u64);
