@@ -6,11 +6,13 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::InProcess;
 
 struct Counting;
 
@@ -103,53 +105,28 @@ fn request(sock: &mut TcpStream, buf: &mut Vec<u8>, i: usize) {
     }
 }
 
-/// A reactor in front of one origin server, on its own (tracked) thread.
+/// A reactor in front of one origin server, on its own thread, with its
+/// allocations counted.
 struct Proxy {
-    addr: std::net::SocketAddr,
+    inner: InProcess,
     allocations: &'static AtomicU64,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
 }
 
 impl Proxy {
     fn start() -> Proxy {
-        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-        let backend_addr = backend.local_addr().unwrap();
-        ekilibri::origin::spawn(backend, "b1".into()).unwrap();
-        let text = format!(
-            "servers = [\"{backend_addr}\"]\nlisten = \"127.0.0.1:0\"\nhealth_check_interval = 600000\n"
-        );
-        let cfg = ekilibri::config::parse(Path::new("alloc.toml"), &text).unwrap();
-        let mut reactor = ekilibri::proxy::Reactor::new(cfg).unwrap();
-        let addr = reactor.local_addr();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
         let allocations: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
-        let thread = std::thread::spawn(move || {
-            COUNTER.with(|c| c.set(Some(allocations)));
-            reactor
-                .run_while(|| !stop2.load(Ordering::Relaxed))
-                .unwrap();
-        });
-        Proxy {
-            addr,
-            allocations,
-            stop,
-            thread,
-        }
+        let inner = InProcess::start(move || COUNTER.with(|c| c.set(Some(allocations))));
+        Proxy { inner, allocations }
     }
 
     fn client(&self) -> TcpStream {
-        let sock = TcpStream::connect(self.addr).unwrap();
+        let sock = TcpStream::connect(self.inner.addr).unwrap();
         sock.set_nodelay(true).unwrap();
         sock
     }
 
     fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        self.thread.join().unwrap();
+        self.inner.stop();
     }
 }
 

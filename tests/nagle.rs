@@ -5,12 +5,13 @@
 //! `setsockopt`). The reactor runs in this process, so the test finds the
 //! accepted socket among its own descriptors and asks the kernel.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::InProcess;
 
 /// The peer address of `fd`, if it is a connected IPv4 socket.
 fn peer_of(fd: RawFd) -> Option<SocketAddr> {
@@ -72,43 +73,9 @@ fn get(sock: &mut TcpStream, path: &str) -> usize {
     }
 }
 
-struct Proxy {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Proxy {
-    fn start() -> Proxy {
-        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
-        let backend_addr = backend.local_addr().unwrap();
-        ekilibri::origin::spawn(backend, "b1".into()).unwrap();
-        let text = format!(
-            "servers = [\"{backend_addr}\"]\nlisten = \"127.0.0.1:0\"\nhealth_check_interval = 600000\n"
-        );
-        let cfg = ekilibri::config::parse(Path::new("nagle.toml"), &text).unwrap();
-        let mut reactor = ekilibri::proxy::Reactor::new(cfg).unwrap();
-        let addr = reactor.local_addr();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            reactor
-                .run_while(|| !stop2.load(Ordering::Relaxed))
-                .unwrap();
-        });
-        Proxy { addr, stop, thread }
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(self.addr);
-        self.thread.join().unwrap();
-    }
-}
-
 #[test]
 fn nodelay_is_set_before_the_second_write() {
-    let proxy = Proxy::start();
+    let proxy = InProcess::start(|| {});
     let mut sock = TcpStream::connect(proxy.addr).unwrap();
     assert_eq!(get(&mut sock, "/bytes/10"), 10);
     assert!(
@@ -126,7 +93,7 @@ fn nodelay_is_set_before_the_second_write() {
 
 #[test]
 fn a_response_written_in_several_writes_turns_nagle_off() {
-    let proxy = Proxy::start();
+    let proxy = InProcess::start(|| {});
     let mut sock = TcpStream::connect(proxy.addr).unwrap();
     // 200 KB cannot fit one 16 KiB buffer: the body goes out in many writes.
     assert_eq!(get(&mut sock, "/bytes/200000"), 200_000);

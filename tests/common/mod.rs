@@ -1,0 +1,51 @@
+//! A reactor running in the test process, in front of one in-process
+//! origin server (shared by the Rust integration tests).
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A reactor on its own thread, listening on a free loopback port.
+pub struct InProcess {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl InProcess {
+    /// Starts an origin and a reactor in front of it; `on_thread` runs on
+    /// the reactor's thread before the loop does.
+    pub fn start(on_thread: impl FnOnce() + Send + 'static) -> InProcess {
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        ekilibri::origin::spawn(backend, "b1".into()).unwrap();
+        // Generous backend timeouts: a burst of 400 connects can overflow
+        // the origin's accept queue (backlog 128) on a busy machine, and a
+        // dropped SYN is retried after one second.
+        let text = format!(
+            "servers = [\"{backend_addr}\"]\nlisten = \"127.0.0.1:0\"\n\
+             health_check_interval = 600000\nconnection_timeout = 10000\nread_timeout = 10000\n"
+        );
+        let cfg = ekilibri::config::parse(Path::new("test.toml"), &text).unwrap();
+        let mut reactor = ekilibri::proxy::Reactor::new(cfg).unwrap();
+        let addr = reactor.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            on_thread();
+            reactor
+                .run_while(|| !stop2.load(Ordering::Relaxed))
+                .unwrap();
+        });
+        InProcess { addr, stop, thread }
+    }
+
+    /// Stops the loop and waits for its thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        self.thread.join().unwrap();
+    }
+}
