@@ -473,6 +473,10 @@ def test_response_transfer_coding_is_not_sent_to_an_http10_client(scripted_backe
         r = c.read_response()
         assert r.status == 502, r
         assert not r.header_all("transfer-encoding"), r
+    # The log names the reason; the backend's response was valid.
+    # (The line is written before the 502 goes out.)
+    assert "an HTTP/1.0 client cannot receive" in lb.log(), lb.log_tail()
+    assert "invalid response" not in lb.log(), lb.log_tail()
 
 
 def test_response_trailers_are_forwarded(scripted_backend_factory, ekilibri_factory):

@@ -34,6 +34,10 @@ pub enum HeadError {
     Version,
     /// A method the proxy does not forward (501).
     NotImplemented,
+    /// A valid response this client cannot receive (502): a transfer
+    /// coding other than chunked for an HTTP/1.0 client. Not the backend's
+    /// fault, unlike [`HeadError::Malformed`].
+    Undeliverable,
 }
 
 impl HeadError {
@@ -45,6 +49,7 @@ impl HeadError {
             HeadError::HeadersTooLarge => 431,
             HeadError::Version => 505,
             HeadError::NotImplemented => 501,
+            HeadError::Undeliverable => 502,
         }
     }
 }
@@ -1065,9 +1070,7 @@ pub fn rewrite_response_if_complete(
                 // sent to an HTTP/1.0 client, which knows no Transfer-Encoding
                 // (RFC 9112 §6.1), and removing it would hand over coded
                 // bytes labelled as plain: 502, as nginx answers.
-                return Err(HeadError::Malformed(
-                    "transfer coding an HTTP/1.0 client cannot receive",
-                ));
+                return Err(HeadError::Undeliverable);
             }
             (OutCoding::Identity, false)
         }

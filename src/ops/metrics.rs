@@ -155,7 +155,7 @@ impl ParseErrorKind {
 impl From<HeadError> for ParseErrorKind {
     fn from(e: HeadError) -> Self {
         match e {
-            HeadError::Malformed(_) => ParseErrorKind::BadRequest,
+            HeadError::Malformed(_) | HeadError::Undeliverable => ParseErrorKind::BadRequest,
             HeadError::UriTooLong => ParseErrorKind::UriTooLong,
             HeadError::HeadersTooLarge => ParseErrorKind::HeadersTooLarge,
             HeadError::Version => ParseErrorKind::Version,

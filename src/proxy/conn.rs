@@ -34,6 +34,9 @@ pub(super) enum ProxyError {
     ReadTimeout,
     /// The backend sent something that is not a valid response.
     BadResponse,
+    /// A valid response the client cannot receive (a transfer coding other
+    /// than chunked for an HTTP/1.0 client): 502, not the backend's fault.
+    Undeliverable,
     /// The client's request body was malformed.
     BadRequestBody,
     /// The client stalled in the middle of its request body.
@@ -60,6 +63,9 @@ impl ProxyError {
             ProxyError::WriteTimeout => "write timeout",
             ProxyError::ReadTimeout => "read timeout",
             ProxyError::BadResponse => "invalid response",
+            ProxyError::Undeliverable => {
+                "response uses a transfer coding an HTTP/1.0 client cannot receive"
+            }
             ProxyError::BadRequestBody => "invalid request body",
             ProxyError::ClientTimeout => "client stalled in its request body",
         }

@@ -2148,6 +2148,14 @@ fn effective_weight(weight: u32, back_since: Option<Tick>, slow_start: Duration,
     }
 }
 
+/// Why a response head was refused.
+fn response_error(e: head::HeadError) -> ProxyError {
+    match e {
+        head::HeadError::Undeliverable => ProxyError::Undeliverable,
+        _ => ProxyError::BadResponse,
+    }
+}
+
 /// Request bodies are forwarded in the framing they came in.
 fn req_out_coding(framing: Framing) -> head::OutCoding {
     match framing {
@@ -2192,7 +2200,7 @@ fn relay_response(
                 // first as the end of an empty head, which is refused.)
                 let whole = if scan.is_fresh() && !matches!(b.inbuf.data()[0], b'\r' | b'\n') {
                     rewrite_response_if_complete(b.inbuf.data(), &ctx, client_out)
-                        .map_err(|_| ProxyError::BadResponse)?
+                        .map_err(response_error)?
                 } else {
                     None
                 };
@@ -2210,7 +2218,7 @@ fn relay_response(
                             return Ok(progress);
                         };
                         rewrite_response(&b.inbuf.data()[..len], &ctx, client_out)
-                            .map_err(|_| ProxyError::BadResponse)?
+                            .map_err(response_error)?
                     }
                 };
                 let len = head.len;

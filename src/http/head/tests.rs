@@ -443,7 +443,11 @@ fn a_transfer_coding_an_http10_client_cannot_receive_is_refused() {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     ] {
-        assert!(resp(raw, CTX10).is_err(), "{raw:?}");
+        assert_eq!(
+            resp(raw, CTX10).unwrap_err(),
+            HeadError::Undeliverable,
+            "{raw:?}"
+        );
     }
     // Plain chunked is decoded for it and sent close-delimited.
     let (h, out) = resp(
