@@ -166,8 +166,7 @@ def test_all_killed_then_restarted_one_by_one_serve_again(backend_factory, ekili
     ports: the same ekilibri process serves 200s again, from the live ones."""
     backends = backend_factory(3)
     addrs = {b.name: b.addr for b in backends}
-    fail_window, interval = 1, 0.1
-    lb = ekilibri_factory(backends, max_fails=2, fail_window=fail_window, health_check_interval=100)
+    lb = ekilibri_factory(backends, max_fails=2, fail_window=60, health_check_interval=100)
     assert {r.header("X-Backend") for r in get_many(lb.addr, 6)} == set(addrs)
     for b in backends:
         b.stop()
@@ -177,7 +176,7 @@ def test_all_killed_then_restarted_one_by_one_serve_again(backend_factory, ekili
     assert_complete_error(request_once(lb.addr, "GET", "/"), 502, "with every backend down")
 
     up: set[str] = set()
-    limit = fail_window + 5 * interval + 1.0
+    limit = 5.0  # two probes take 0.2 s; the 60 s window is not waited for
     for name in ["b1", "b2", "b3"]:
         backend_factory.start(name, listen=addrs[name])
         up.add(name)
@@ -208,9 +207,10 @@ def test_all_killed_then_restarted_one_by_one_serve_again(backend_factory, ekili
 
 
 def test_backends_down_at_startup_join_when_they_come_up(backend_factory, ekilibri_factory):
+    """Recovery takes two successful probes, not the end of fail_window
+    (60 s here): backends that come up serve within a few probe intervals."""
     addrs = [harness.dead_address() for _ in range(3)]
-    fail_window, interval = 1, 0.1
-    lb = ekilibri_factory(addrs, max_fails=2, fail_window=fail_window, health_check_interval=100)
+    lb = ekilibri_factory(addrs, max_fails=2, fail_window=60, health_check_interval=100)
     wait_until(lambda: all(out_lines(lb, a) for a in addrs), 3.0, "dead backends not taken out of rotation")
     t0 = time.monotonic()
     assert_complete_error(request_once(lb.addr, "GET", "/"), 502, "with every backend down")
@@ -219,7 +219,7 @@ def test_backends_down_at_startup_join_when_they_come_up(backend_factory, ekilib
     for i, a in enumerate(addrs):
         backend_factory.start(f"b{i + 1}", listen=a)
     t0 = time.monotonic()
-    limit = fail_window + 5 * interval + 1.0
+    limit = 5.0  # two probes take 0.2 s; the window would take 60
     seen: set[str] = set()
     history = []
     while seen != {"b1", "b2", "b3"}:
@@ -274,14 +274,28 @@ def test_hanging_health_check_takes_backend_out(backend_factory, ekilibri_factor
     assert proxied_after == proxied_before, "requests went to a backend out of rotation"
 
 
+def test_a_hanging_probe_does_not_delay_the_next(backend_factory, ekilibri_factory, raw_backend_factory):
+    """Probes start every health_check_interval even while an earlier one
+    waits for its (here 30 s) read timeout, so a hanging backend is noticed
+    after one timeout plus max_fails - 1 intervals, not max_fails timeouts.
+    At most four probes per backend are in flight."""
+    (b1,) = backend_factory(1)
+    rb = raw_backend_factory("hang", hang_path="/health", hang_seconds=60.0)
+    ekilibri_factory([b1, rb], max_fails=3, fail_window=60, health_check_interval=100, read_timeout=30000)
+    wait_until(lambda: len(rb.requests_for("/health")) >= 4, 10.0,
+               "probes waited for the hanging one instead of starting every interval")
+    time.sleep(0.5)  # five more intervals: the cap holds
+    assert len(rb.requests_for("/health")) == 4, rb.requests_for("/health")
+
+
 def test_non_200_health_check_takes_backend_out_and_200_brings_it_back(
     backend_factory, ekilibri_factory, raw_backend_factory
 ):
     (b1,) = backend_factory(1)
     status_for = {"/health": 503}
     rb = raw_backend_factory("sick", status_for=status_for)
-    fail_window, interval = 1, 0.1
-    lb = ekilibri_factory([b1, rb], max_fails=2, fail_window=fail_window, health_check_interval=100)
+    interval = 0.1
+    lb = ekilibri_factory([b1, rb], max_fails=2, fail_window=60, health_check_interval=100)
     wait_until(lambda: out_lines(lb, rb.addr), 2 * interval + 1.5, "backend answering 503 to /health still in rotation")
     proxied_before = len([r for r in rb.requests if r.target != "/health"])
     resps = get_many(lb.addr, 20)
@@ -289,8 +303,8 @@ def test_non_200_health_check_takes_backend_out_and_200_brings_it_back(
     assert len([r for r in rb.requests if r.target != "/health"]) == proxied_before
 
     status_for.pop("/health")  # healthy again
-    wait_until(lambda: back_lines(lb, rb.addr) > 0, fail_window + 3 * interval + 1.0,
-               "backend answering 200 again not back in rotation")
+    # Two successful probes bring it back; the 60 s window is not waited for.
+    wait_until(lambda: back_lines(lb, rb.addr) > 0, 5.0, "backend answering 200 again not back in rotation")
     resps = get_many(lb.addr, 10)
     assert all(r.status == 200 for r in resps), describe_statuses(resps)
     assert {r.header("X-Backend") for r in resps} == {"b1", "sick"}, describe_statuses(resps)

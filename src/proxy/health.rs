@@ -2,10 +2,11 @@
 //! active probe, decided against the current time.
 //!
 //! A backend leaves rotation when `max_fails` failures fall within the last
-//! `fail_window`. It comes back once fewer than `max_fails` failures remain
-//! in the window *and* its latest probe succeeded. The state is evaluated
-//! when a backend is picked, so a recovered backend is back exactly when its
-//! oldest counted failure leaves the window, not at the next probe.
+//! `fail_window`. It comes back after [`RISE`] consecutive successful probes
+//! (as HAProxy's `rise 2`): a recovered backend serves again within about
+//! two probe intervals, whatever `fail_window` is, while one that alternates
+//! success and failure stays out. Coming back forgets the failures counted
+//! so far, so the backend starts again with a full `max_fails` allowance.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -43,6 +44,9 @@ impl FailureKind {
     }
 }
 
+/// Consecutive successful probes that bring a backend back into rotation.
+pub const RISE: u32 = 2;
+
 /// Health of one backend.
 #[derive(Debug)]
 pub struct Health {
@@ -50,7 +54,8 @@ pub struct Health {
     window: Duration,
     /// Times of the latest failures, oldest first, at most `max_fails`.
     failures: VecDeque<Tick>,
-    last_probe_ok: bool,
+    /// Successful probes since the latest failure of any kind.
+    passes: u32,
     in_rotation: bool,
     last_failure: Option<FailureKind>,
     /// When the backend last came back into rotation (slow start).
@@ -74,7 +79,7 @@ impl Health {
             max_fails,
             window,
             failures: VecDeque::with_capacity(max_fails),
-            last_probe_ok: true,
+            passes: 0,
             in_rotation: true,
             last_failure: None,
             back_since: None,
@@ -98,16 +103,14 @@ impl Health {
         }
         self.failures.push_back(now);
         self.last_failure = Some(kind);
+        self.passes = 0;
     }
 
     /// Records the result of an active probe.
     pub fn record_probe(&mut self, now: Tick, result: Result<(), FailureKind>) {
         match result {
-            Ok(()) => self.last_probe_ok = true,
-            Err(kind) => {
-                self.last_probe_ok = false;
-                self.record_failure(now, kind);
-            }
+            Ok(()) => self.passes = self.passes.saturating_add(1),
+            Err(kind) => self.record_failure(now, kind),
         }
     }
 
@@ -122,12 +125,13 @@ impl Health {
 
     /// Re-evaluates the state at `now`; returns the transition, if any.
     pub fn update(&mut self, now: Tick) -> Option<Transition> {
-        let count = self.failures_in_window(now);
-        if self.in_rotation && count >= self.max_fails {
+        if self.in_rotation && self.failures_in_window(now) >= self.max_fails {
             self.in_rotation = false;
+            self.passes = 0;
             Some(Transition::Out)
-        } else if !self.in_rotation && count < self.max_fails && self.last_probe_ok {
+        } else if !self.in_rotation && self.passes >= RISE {
             self.in_rotation = true;
+            self.failures.clear();
             self.back_since = Some(now);
             Some(Transition::In)
         } else {
@@ -161,28 +165,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn out_after_max_fails_and_back_after_window() {
-        let mut h = Health::new(3, Duration::from_secs(10));
+    fn out_after_max_fails_and_back_after_two_successful_probes() {
+        let mut h = Health::new(3, Duration::from_secs(60));
         for t in [0, 100, 200] {
             assert_eq!(h.update(Tick(t)), None);
             h.record_probe(Tick(t), Err(FailureKind::ConnectRefused));
         }
         assert_eq!(h.update(Tick(300)), Some(Transition::Out));
         h.record_probe(Tick(400), Ok(()));
-        // Still three failures within 10 s of t=9_999.
-        assert_eq!(h.update(Tick(9_999)), None);
-        // The first failure left the window: two remain, probe ok → back in.
-        assert_eq!(h.update(Tick(10_000)), Some(Transition::In));
+        assert_eq!(h.update(Tick(400)), None, "one success is not enough");
+        h.record_probe(Tick(500), Ok(()));
+        // Well inside the 60 s window: recovery does not wait for it.
+        assert_eq!(h.update(Tick(500)), Some(Transition::In));
+        assert!(h.in_rotation());
+        assert_eq!(h.back_since(), Some(Tick(500)));
+    }
+
+    #[test]
+    fn coming_back_forgets_the_counted_failures() {
+        let mut h = Health::new(2, Duration::from_secs(60));
+        h.record_failure(Tick(0), FailureKind::ConnectRefused);
+        h.record_failure(Tick(1), FailureKind::ConnectRefused);
+        assert_eq!(h.update(Tick(2)), Some(Transition::Out));
+        h.record_probe(Tick(3), Ok(()));
+        h.record_probe(Tick(4), Ok(()));
+        assert_eq!(h.update(Tick(4)), Some(Transition::In));
+        // One new failure: the old two are gone, so it stays in.
+        h.record_failure(Tick(5), FailureKind::ConnectRefused);
+        assert_eq!(h.update(Tick(5)), None);
         assert!(h.in_rotation());
     }
 
     #[test]
-    fn stays_out_while_latest_probe_fails() {
+    fn successes_before_leaving_do_not_count() {
+        let mut h = Health::new(1, Duration::from_secs(60));
+        h.record_probe(Tick(0), Ok(()));
+        h.record_probe(Tick(1), Ok(()));
+        h.record_failure(Tick(2), FailureKind::ConnectRefused);
+        assert_eq!(h.update(Tick(2)), Some(Transition::Out));
+        h.record_probe(Tick(3), Ok(()));
+        assert_eq!(h.update(Tick(3)), None);
+    }
+
+    #[test]
+    fn alternating_success_and_failure_stays_out() {
         let mut h = Health::new(1, Duration::from_secs(1));
         h.record_probe(Tick(0), Err(FailureKind::BadStatus));
         assert_eq!(h.update(Tick(0)), Some(Transition::Out));
-        assert_eq!(h.update(Tick(5_000)), None);
-        h.record_probe(Tick(5_000), Ok(()));
-        assert_eq!(h.update(Tick(5_000)), Some(Transition::In));
+        for t in 1..20 {
+            let r = if t % 2 == 0 {
+                Err(FailureKind::BadStatus)
+            } else {
+                Ok(())
+            };
+            h.record_probe(Tick(t * 5_000), r);
+            assert_eq!(h.update(Tick(t * 5_000)), None, "flapped at probe {t}");
+        }
+        // A passive failure between two successful probes resets them too.
+        h.record_probe(Tick(200_000), Ok(()));
+        h.record_failure(Tick(200_001), FailureKind::ConnectTimeout);
+        h.record_probe(Tick(200_002), Ok(()));
+        assert_eq!(h.update(Tick(200_002)), None);
+        h.record_probe(Tick(200_003), Ok(()));
+        assert_eq!(h.update(Tick(200_003)), Some(Transition::In));
     }
 }

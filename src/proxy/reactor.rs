@@ -42,6 +42,8 @@ const ADMIN: Token = Token(1 << 60);
 const ADMIN_MAX_HEAD: usize = 8 * 1024;
 /// Timer key bit: the key is a backend index whose probe is due.
 const PROBE_TIMER: u64 = 1 << 63;
+/// Health probes one backend may have in flight at once.
+const MAX_PROBES_IN_FLIGHT: u8 = 4;
 /// Timer key: accepting resumes after a pause (EMFILE).
 const ACCEPT_TIMER: u64 = 1 << 62;
 /// How long accepting pauses when the process is out of descriptors.
@@ -142,8 +144,9 @@ struct Backend {
     /// Idle connections, most recently used last.
     pool: Vec<usize>,
     in_flight: u32,
-    /// Slab key of the probe in flight, if any.
-    probe: Option<usize>,
+    /// Probes in flight (a new one starts every `health_check_interval`,
+    /// even while an earlier one waits for its timeout).
+    probes: u8,
     /// Dropped from the configuration by a reload: never picked again; its
     /// in-flight requests finish and its connections close.
     removed: bool,
@@ -158,7 +161,7 @@ impl Backend {
             health: Health::new(cfg.max_fails, cfg.fail_window),
             pool: Vec::with_capacity(cfg.pool_size),
             in_flight: 0,
-            probe: None,
+            probes: 0,
             removed: false,
         }
     }
@@ -1764,7 +1767,12 @@ impl Reactor {
     // ------------------------------------------------------------ probes
 
     fn start_probe(&mut self, backend: BackendId) {
-        if self.backends[backend].probe.is_some() {
+        // A probe starts every interval: one that hangs until its timeout
+        // does not delay the next, so a hanging backend is noticed after
+        // one timeout plus `max_fails - 1` intervals. At most
+        // MAX_PROBES_IN_FLIGHT connections per backend, whatever the
+        // timeouts.
+        if self.backends[backend].probes >= MAX_PROBES_IN_FLIGHT {
             return;
         }
         let addr = self.backends[backend].addr;
@@ -1791,7 +1799,7 @@ impl Reactor {
                 timer: None,
             }),
         );
-        self.backends[backend].probe = Some(key);
+        self.backends[backend].probes += 1;
         self.rearm(key);
     }
 
@@ -1838,7 +1846,7 @@ impl Reactor {
             Some(r) => {
                 let backend = p.backend;
                 self.close_entry(key);
-                self.backends[backend].probe = None;
+                self.backends[backend].probes -= 1;
                 self.probe_result(backend, r);
             }
             None => self.rearm(key),
@@ -2054,7 +2062,7 @@ impl Reactor {
                 if let Some(Entry::Probe(p)) = self.conns.get(key) {
                     let backend = p.backend;
                     self.close_entry(key);
-                    self.backends[backend].probe = None;
+                    self.backends[backend].probes -= 1;
                     self.probe_result(backend, Err(kind));
                 }
             }
