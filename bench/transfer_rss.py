@@ -130,7 +130,7 @@ def main():
     size = args.size
     work = tempfile.mkdtemp(prefix="ekilibri-rss.")
     blog = open(os.path.join(work, "backend.log"), "w")
-    backend, baddr = start([os.path.join(BIN, "command"), "--listen", "127.0.0.1:0", "--name", "b1"], blog)
+    backend, baddr = start([os.path.join(BIN, "command"), "--listen", "127.0.0.1:0", "--name", "b1", "--chunked-echo"], blog)
     cfg = os.path.join(work, "ekilibri.toml")
     with open(cfg, "w") as f:
         f.write(f'servers = ["{baddr[0]}:{baddr[1]}"]\nlisten = "127.0.0.1:0"\n'

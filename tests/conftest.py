@@ -69,7 +69,7 @@ class BackendFactory:
 
     def start(self, name: Optional[str] = None, listen: str = "127.0.0.1:0") -> Proc:
         name = name or f"b{next(self._numbers)}"
-        p = harness.spawn(name, [harness.command_bin(), "--listen", listen, "--name", name], self.log_dir)
+        p = harness.spawn(name, [harness.command_bin(), "--listen", listen, "--name", name, "--chunked-echo"], self.log_dir)
         self.procs.append(p)
         p.wait_listening()
         return p
@@ -80,7 +80,7 @@ class BackendFactory:
         started = []
         for name in names:
             p = harness.spawn(
-                name, [harness.command_bin(), "--listen", "127.0.0.1:0", "--name", name], self.log_dir
+                name, [harness.command_bin(), "--listen", "127.0.0.1:0", "--name", name, "--chunked-echo"], self.log_dir
             )
             self.procs.append(p)
             started.append(p)

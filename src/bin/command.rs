@@ -52,6 +52,12 @@ struct Args {
     /// Seed of the generator that picks the requests failed by --error-rate.
     #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
+
+    /// Echo chunked request bodies on POST /echo. Without it, /echo needs a
+    /// Content-Length and answers 411 to a chunked body, as the upstream
+    /// ekilibri command server does.
+    #[arg(long)]
+    chunked_echo: bool,
 }
 
 /// Parses a fraction within 0.0..=1.0.
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         delay: Duration::from_millis(args.delay_ms),
         error_rate: args.error_rate,
         seed: args.seed,
+        chunked_echo: args.chunked_echo,
     };
     let handle = match ekilibri::origin::spawn_with(listener, name, behaviour) {
         Ok(h) => h,

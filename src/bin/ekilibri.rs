@@ -202,7 +202,12 @@ fn demo_config(file: &Path) -> Result<Config, config::ConfigError> {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err)?;
         let addr = listener.local_addr().map_err(io_err)?;
         servers.push(Server { addr, weight: 1 });
-        ekilibri::origin::spawn(listener, format!("demo-{i}")).map_err(io_err)?;
+        // The demo echoes chunked uploads too (`curl -T file`).
+        let behaviour = ekilibri::origin::Behaviour {
+            chunked_echo: true,
+            ..Default::default()
+        };
+        ekilibri::origin::spawn_with(listener, format!("demo-{i}"), behaviour).map_err(io_err)?;
     }
     cfg.servers = servers;
     Ok(cfg)

@@ -33,7 +33,7 @@
 //! |--------------------------|------------------------------------------------------|
 //! | `GET /`                  | 200, `Hello from <name>\n`                           |
 //! | `GET /health`            | 200, `ok\n`                                          |
-//! | `POST /echo`             | 200, the request body and `Content-Type`; chunked if the request was, else `Content-Length`; 411 without framing |
+//! | `POST /echo`             | 200, the request body and `Content-Type` with `Content-Length`; 411 without `Content-Length` (a chunked body is read and dropped first), unless [`Behaviour::chunked_echo`] (`--chunked-echo`): then chunked in, chunked out |
 //! | `GET /sleep?ms=N`        | sleeps N ms (default 2000), then 200, `slept N ms\n` |
 //! | `GET /status/N`          | status N (200..=599; 1xx and others get 400), empty body |
 //! | `GET /bytes/N`           | N bytes of `abc…z` repeated; `?chunked=1`: chunked in 16 KiB chunks (HTTP/1.1 only) |
@@ -106,6 +106,10 @@ pub struct Behaviour {
     /// same seed fails the same positions in the sequence of requests the
     /// server receives (counted over all connections).
     pub seed: u64,
+    /// Echo chunked request bodies. Off, `POST /echo` requires
+    /// `Content-Length` and answers `411` to a chunked body, as the upstream
+    /// ekilibri command server does.
+    pub chunked_echo: bool,
 }
 
 impl Default for Behaviour {
@@ -114,6 +118,7 @@ impl Default for Behaviour {
             delay: Duration::ZERO,
             error_rate: 0.0,
             seed: 1,
+            chunked_echo: false,
         }
     }
 }
@@ -141,6 +146,7 @@ struct Origin {
     name: Arc<str>,
     delay: Duration,
     error_rate: f64,
+    chunked_echo: bool,
     /// xorshift64 state, never 0.
     rng: AtomicU64,
 }
@@ -153,6 +159,7 @@ impl Origin {
             name,
             delay: behaviour.delay,
             error_rate: behaviour.error_rate,
+            chunked_echo: behaviour.chunked_echo,
             // xorshift has the fixed point 0: avoid it.
             rng: AtomicU64::new(if behaviour.seed == 0 {
                 0x9E37_79B9_7F4A_7C15
@@ -747,9 +754,13 @@ impl Conn<'_> {
         if let Route::Echo = route
             && head.method == "POST"
             && !fail
+            && (head.framing != Framing::Chunked || self.origin.chunked_echo)
         {
             return self.echo(head);
         }
+        let length_required = matches!(route, Route::Echo)
+            && head.method == "POST"
+            && head.framing == Framing::Chunked;
 
         // Every other route ignores the body: discard it first.
         if head.has_body() {
@@ -774,6 +785,11 @@ impl Conn<'_> {
 
         if fail {
             self.simple(503, is_head, !keep, http10, &[], b"")?;
+            return Ok(keep);
+        }
+        if length_required {
+            // The chunked body was read and dropped above.
+            self.simple(411, false, !keep, http10, &[], b"")?;
             return Ok(keep);
         }
         match route {

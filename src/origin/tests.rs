@@ -4,11 +4,15 @@ use super::*;
 
 use std::net::SocketAddr;
 
+/// An origin that echoes chunked bodies too (most tests exercise the echo).
 fn start(name: &str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    spawn(listener, name.to_owned()).unwrap();
-    addr
+    start_with(
+        name,
+        Behaviour {
+            chunked_echo: true,
+            ..Behaviour::default()
+        },
+    )
 }
 
 /// A parsed response.
@@ -314,6 +318,25 @@ fn post_without_length_gets_411() {
 }
 
 #[test]
+fn by_default_a_chunked_echo_gets_411_and_the_connection_goes_on() {
+    // As the upstream ekilibri command server: POST needs Content-Length.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    spawn(listener, "strict".to_owned()).unwrap();
+    let mut c = Client::connect(addr);
+    let r = c.request(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 411);
+    assert_eq!(r.body, b"");
+    assert!(!r.closes());
+    // The chunked body was consumed: the next request is read in sync.
+    let r = c.request(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hi");
+}
+
+#[test]
 fn head_has_headers_but_no_body() {
     let addr = start("h");
     let mut c = Client::connect(addr);
@@ -587,6 +610,7 @@ fn default_behaviour_does_not_degrade() {
     assert_eq!(b.delay, Duration::ZERO);
     assert_eq!(b.error_rate, 0.0);
     assert_eq!(b.seed, 1);
+    assert!(!b.chunked_echo);
 }
 
 #[test]

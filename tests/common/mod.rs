@@ -19,7 +19,11 @@ impl InProcess {
     pub fn start(on_thread: impl FnOnce() + Send + 'static) -> InProcess {
         let backend = TcpListener::bind("127.0.0.1:0").unwrap();
         let backend_addr = backend.local_addr().unwrap();
-        ekilibri::origin::spawn(backend, "b1".into()).unwrap();
+        let chunked = ekilibri::origin::Behaviour {
+            chunked_echo: true,
+            ..Default::default()
+        };
+        ekilibri::origin::spawn_with(backend, "b1".into(), chunked).unwrap();
         // Generous backend timeouts: a burst of 400 connects can overflow
         // the origin's accept queue (backlog 128) on a busy machine, and a
         // dropped SYN is retried after one second.
