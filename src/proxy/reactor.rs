@@ -1845,12 +1845,18 @@ impl Reactor {
         match result {
             Some(r) => {
                 let backend = p.backend;
-                self.close_entry(key);
-                self.backends[backend].probes -= 1;
-                self.probe_result(backend, r);
+                self.end_probe(key, backend, r);
             }
             None => self.rearm(key),
         }
+    }
+
+    /// Closes the probe at `key` and records its result.
+    fn end_probe(&mut self, key: usize, backend: BackendId, r: Result<(), FailureKind>) {
+        self.close_entry(key);
+        let b = &mut self.backends[backend];
+        b.probes = b.probes.saturating_sub(1);
+        self.probe_result(backend, r);
     }
 
     fn probe_result(&mut self, backend: BackendId, r: Result<(), FailureKind>) {
@@ -2061,9 +2067,7 @@ impl Reactor {
             Due::Probe(kind) => {
                 if let Some(Entry::Probe(p)) = self.conns.get(key) {
                     let backend = p.backend;
-                    self.close_entry(key);
-                    self.backends[backend].probes -= 1;
-                    self.probe_result(backend, Err(kind));
+                    self.end_probe(key, backend, Err(kind));
                 }
             }
         }
