@@ -496,6 +496,7 @@ impl Reactor {
                         b.weight = s.weight;
                     }
                     b.health.set_limits(new.max_fails, new.fail_window);
+                    self.update_health(i);
                 }
                 None => {
                     // A backend removed earlier comes back under its old id
@@ -1461,15 +1462,13 @@ impl Reactor {
         Ok(bk)
     }
 
-    /// Picks a backend in rotation, re-evaluating health at the current time.
-    /// Backends already `tried` by the exchange are not eligible.
+    /// Picks a backend in rotation. Backends already `tried` by the
+    /// exchange are not eligible. Health is read as it stands: it changes
+    /// only when a failure or a probe result is recorded, or limits change
+    /// on reload, and each of those re-evaluates it (`update_health`).
     fn pick(&mut self, tried: &Tried) -> Option<BackendId> {
         let slow_start = self.cfg.slow_start;
-        for (i, b) in self.backends.iter_mut().enumerate() {
-            if let Some(t) = b.health.update(self.now) {
-                log_transition(b, t, self.now);
-                self.metrics.on_transition(i, t == Transition::Out);
-            }
+        for (i, b) in self.backends.iter().enumerate() {
             self.loads[i] = BackendLoad {
                 in_rotation: b.health.in_rotation() && !b.removed && !tried.contains(i),
                 in_flight: b.in_flight,
@@ -1484,6 +1483,13 @@ impl Reactor {
         warn!("backend {}: {}", b.addr, kind.describe());
         self.metrics.on_failure(backend, kind);
         b.health.record_failure(self.now, kind);
+        self.update_health(backend);
+    }
+
+    /// Re-evaluates the health of `backend` after a failure, a probe result
+    /// or new limits; logs and counts a transition.
+    fn update_health(&mut self, backend: BackendId) {
+        let b = &mut self.backends[backend];
         if let Some(t) = b.health.update(self.now) {
             log_transition(b, t, self.now);
             self.metrics.on_transition(backend, t == Transition::Out);
@@ -1870,10 +1876,7 @@ impl Reactor {
             self.metrics.on_failure(backend, kind);
         }
         b.health.record_probe(self.now, r);
-        if let Some(t) = b.health.update(self.now) {
-            log_transition(b, t, self.now);
-            self.metrics.on_transition(backend, t == Transition::Out);
-        }
+        self.update_health(backend);
     }
 
     // ------------------------------------------------------------ timers
