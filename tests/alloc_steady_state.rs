@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::InProcess;
+use common::{InProcess, read_response};
 
 struct Counting;
 
@@ -44,34 +44,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Reads one response with a Content-Length or chunked body; returns the body.
-fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
-    let mut tmp = [0u8; 65536];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = sock.read(&mut tmp).unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map(|v| v.trim().parse().unwrap())
-        .expect("content-length");
-    while buf.len() < head_end + len {
-        let n = sock.read(&mut tmp).unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&tmp[..n]);
-    }
-    let body = buf[head_end..head_end + len].to_vec();
-    buf.drain(..head_end + len);
-    body
-}
 
 fn request(sock: &mut TcpStream, buf: &mut Vec<u8>, i: usize) {
     match i % 3 {

@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::RawFd;
 
-use common::InProcess;
+use common::{InProcess, read_response};
 
 /// The peer address of `fd`, if it is a connected IPv4 socket.
 fn peer_of(fd: RawFd) -> Option<SocketAddr> {
@@ -48,29 +48,10 @@ fn proxy_side_nodelay(client: &TcpStream) -> bool {
     on != 0
 }
 
-/// Sends `GET path` and reads the response through its Content-Length.
+/// Sends `GET path` and reads the response; returns the body length.
 fn get(sock: &mut TcpStream, path: &str) -> usize {
     write!(sock, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 65536];
-    loop {
-        let n = sock.read(&mut tmp).unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&tmp[..n]);
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-        assert!(head.starts_with("http/1.1 200"), "{head}");
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .map(|v| v.trim().parse().unwrap())
-            .expect("content-length");
-        if buf.len() >= end + 4 + len {
-            return len;
-        }
-    }
+    read_response(sock, &mut Vec::new()).len()
 }
 
 #[test]

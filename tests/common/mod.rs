@@ -1,6 +1,7 @@
 //! A reactor running in the test process, in front of one in-process
 //! origin server (shared by the Rust integration tests).
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -52,4 +53,34 @@ impl InProcess {
         let _ = TcpStream::connect(self.addr);
         self.thread.join().unwrap();
     }
+}
+
+/// Reads one 200 response with a Content-Length body from `sock`; `buf`
+/// holds bytes read ahead and keeps what follows the response. Returns
+/// the body.
+pub fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
+    let mut tmp = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = sock.read(&mut tmp).unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("content-length");
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut tmp).unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    let body = buf[head_end..head_end + len].to_vec();
+    buf.drain(..head_end + len);
+    body
 }
