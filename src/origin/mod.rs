@@ -751,16 +751,13 @@ impl Conn<'_> {
             thread::sleep(self.origin.delay);
         }
 
-        if let Route::Echo = route
-            && head.method == "POST"
-            && !fail
-            && (head.framing != Framing::Chunked || self.origin.chunked_echo)
-        {
+        let echo = matches!(route, Route::Echo) && head.method == "POST";
+        // Without `chunked_echo`, a chunked echo is refused with 411 (after
+        // its body is read, below), as the upstream command server does.
+        let length_required = echo && head.framing == Framing::Chunked && !self.origin.chunked_echo;
+        if echo && !fail && !length_required {
             return self.echo(head);
         }
-        let length_required = matches!(route, Route::Echo)
-            && head.method == "POST"
-            && head.framing == Framing::Chunked;
 
         // Every other route ignores the body: discard it first.
         if head.has_body() {
