@@ -524,27 +524,30 @@ impl Codings<'_> {
 /// A `Host` value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986):
 /// no user info, path, spaces or lists.
 fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
+    let (host_ok, port) = if v.first() == Some(&b'[') {
         let Some(end) = v.iter().position(|&b| b == b']') else {
             return false;
         };
         let inner = &v[1..end];
-        if inner.is_empty()
-            || !inner
+        let ok = !inner.is_empty()
+            && inner
                 .iter()
-                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return false;
-        }
-        (&v[..=end], &v[end + 1..])
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        (ok, &v[end + 1..])
     } else {
-        match v.iter().position(|&b| b == b':') {
-            Some(i) => (&v[..i], &v[i..]),
-            None => (v, &v[v.len()..]),
-        }
+        // One pass: reg-name or IPv4 bytes up to the first byte that is
+        // not one (`:` is not), which must start the port.
+        let end = v
+            .iter()
+            .position(|&b| !HOST_BYTES[usize::from(b)])
+            .unwrap_or(v.len());
+        (true, &v[end..])
     };
-    let host_ok = host.starts_with(b"[") || host.iter().all(|&b| HOST_BYTES[usize::from(b)]);
-    let port_ok = port.is_empty() || (port[0] == b':' && port[1..].iter().all(u8::is_ascii_digit));
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((&b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
     host_ok && port_ok
 }
 
@@ -720,8 +723,9 @@ fn split_absolute(target: &str) -> Option<(&str, &str)> {
 /// Context the proxy adds to a forwarded request.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardInfo<'a> {
-    /// The client's address as text, appended to `X-Forwarded-For`.
-    pub client_ip: &'a str,
+    /// The client's address as text (ASCII), appended to
+    /// `X-Forwarded-For`.
+    pub client_ip: &'a [u8],
     /// `Host` for requests that came without one (HTTP/1.0): the backend's
     /// address, as nginx does by default.
     pub default_host: &'a str,
@@ -887,7 +891,7 @@ pub fn rewrite_request(
             }
         }
     }
-    out.put(info.client_ip.as_bytes());
+    out.put(info.client_ip);
     if info.forwarded {
         out.put(b"\r\nX-Forwarded-Proto: http\r\nForwarded: ");
         if facts.forwarded_count > 0 {
@@ -898,13 +902,13 @@ pub fn rewrite_request(
                 }
             }
         }
-        if info.client_ip.contains(':') {
+        if info.client_ip.contains(&b':') {
             out.put(b"for=\"[");
-            out.put(info.client_ip.as_bytes());
+            out.put(info.client_ip);
             out.put(concat!("]\";proto=http\r\nVia: ", via!(), "\r\n").as_bytes());
         } else {
             out.put(b"for=");
-            out.put(info.client_ip.as_bytes());
+            out.put(info.client_ip);
             out.put(concat!(";proto=http\r\nVia: ", via!(), "\r\n").as_bytes());
         }
     } else {

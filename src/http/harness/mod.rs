@@ -399,12 +399,12 @@ const HOP_BY_HOP: [&str; 7] = [
 // ------------------------------------------------------------- request
 
 const INFO4: ForwardInfo<'static> = ForwardInfo {
-    client_ip: "203.0.113.7",
+    client_ip: b"203.0.113.7",
     default_host: "backend:8080",
     forwarded: true,
 };
 const INFO6: ForwardInfo<'static> = ForwardInfo {
-    client_ip: "2001:db8::ffff:1",
+    client_ip: b"2001:db8::ffff:1",
     default_host: "[2001:db8::2]:80",
     forwarded: false,
 };
@@ -459,7 +459,7 @@ fn check_request_rewrite(orig: &[u8], req: &RequestHead, out: &[u8], info: &Forw
     assert_eq!(fields(r.headers, "host").len(), 1, "one Host");
     let xff = fields(r.headers, "x-forwarded-for");
     assert_eq!(xff.len(), 1, "one X-Forwarded-For");
-    assert!(xff[0].ends_with(info.client_ip.as_bytes()));
+    assert!(xff[0].ends_with(info.client_ip));
     let cl = fields(r.headers, "content-length");
     let te = fields(r.headers, "transfer-encoding");
     match req.framing {

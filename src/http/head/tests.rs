@@ -1,7 +1,7 @@
 use super::*;
 
 const INFO: ForwardInfo<'static> = ForwardInfo {
-    client_ip: "10.0.0.9",
+    client_ip: b"10.0.0.9",
     default_host: "backend:80",
     forwarded: false,
 };
@@ -281,7 +281,7 @@ fn forwarded_fields_when_enabled() {
     let len = scan.find_end(raw).unwrap();
     let mut out = Buf::with_capacity(4096);
     let info = ForwardInfo {
-        client_ip: "::1",
+        client_ip: b"::1",
         default_host: "b",
         forwarded: true,
     };
@@ -527,4 +527,37 @@ fn a_head_that_grows_when_rewritten_fits_the_output() {
     let mut scan = HeadScan::default();
     let len = scan.find_end(big.as_bytes()).unwrap();
     rewrite_request(&big.as_bytes()[..len], &INFO, &mut out).unwrap();
+}
+
+#[test]
+fn host_values() {
+    for good in [
+        "example.com",
+        "example.com:8080",
+        "127.0.0.1:18083",
+        "[::1]",
+        "[2001:db8::1]:443",
+        "a-b_c~d%41",
+        "",
+        ":80",
+        "h:",
+    ] {
+        assert!(super::valid_host(good.as_bytes()), "{good:?} rejected");
+    }
+    for bad in [
+        "a b",
+        "user@host",
+        "host/path",
+        "host:80a",
+        "host:80:81",
+        "h,h",
+        "[::1",
+        "[]",
+        "[::g]",
+        "[::1]x",
+        "[::1]:8a",
+        "h\u{e9}",
+    ] {
+        assert!(!super::valid_host(bad.as_bytes()), "{bad:?} accepted");
+    }
 }
