@@ -97,3 +97,35 @@ def test_check_shows_what_a_reload_would_change(backend_factory, ekilibri_factor
     assert f"backends added: {b2.addr}" in out.stdout, out.stdout
     assert f"backends removed: {b1.addr}" in out.stdout, out.stdout
     assert "read_timeout:" in out.stdout and "-> 4321 ms" in out.stdout, out.stdout
+
+
+def test_backend_removed_and_added_back_at_once_is_probed_at_the_normal_rate(scripted_backend_factory, ekilibri_factory):
+    """Two reloads within one health_check_interval, the first removing a
+    backend and the second adding it back: the backend must end up with one
+    probe timer, not its old one plus a new one (probes at twice the rate)."""
+    a, b = scripted_backend_factory("a"), scripted_backend_factory("b")
+    interval_ms = 1000
+    lb = ekilibri_factory([a, b], health_check_interval=interval_ms)
+
+    def reload(servers, logged):
+        lb.config_path.write_text(
+            harness.config_text([harness.server_entry(s) for s in servers], health_check_interval=interval_ms)
+        )
+        lb.popen.send_signal(signal.SIGHUP)
+        wait_for_log(lb, logged)
+
+    reload([a], "backends removed")
+    reload([a, b], "backends added")
+
+    def probes_of(backend) -> int:
+        with backend._lock:
+            return sum(1 for c in backend.conns if bytes(c.raw).startswith(b"GET /health"))
+
+    time.sleep(0.5)
+    before = probes_of(b)
+    window = 6.0
+    time.sleep(window)
+    probed = probes_of(b) - before
+    expected = window * 1000 / interval_ms
+    assert probed <= expected + 1.5, f"{probed} probes in {window} s, one every {interval_ms} ms expected"
+    assert probed >= 2, f"probing stopped: {probed} probes in {window} s"

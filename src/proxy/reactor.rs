@@ -147,6 +147,10 @@ struct Backend {
     /// Probes in flight (a new one starts every `health_check_interval`,
     /// even while an earlier one waits for its timeout).
     probes: u8,
+    /// A probe timer is in the wheel for this backend. A removed backend's
+    /// timer lapses when it next fires; a backend re-added before that
+    /// keeps it instead of getting a second one.
+    probe_timer: bool,
     /// Dropped from the configuration by a reload: never picked again; its
     /// in-flight requests finish and its connections close.
     removed: bool,
@@ -162,6 +166,7 @@ impl Backend {
             pool: Vec::with_capacity(cfg.pool_size),
             in_flight: 0,
             probes: 0,
+            probe_timer: true,
             removed: false,
         }
     }
@@ -503,22 +508,34 @@ impl Reactor {
                     // (one series per address in /metrics), with fresh health.
                     let i = match self.backends.iter().position(|b| b.addr == s.addr) {
                         Some(i) => {
-                            let pool = std::mem::take(&mut self.backends[i].pool);
-                            let in_flight = self.backends[i].in_flight;
-                            self.backends[i] = Backend::new(s, &new);
-                            self.backends[i].pool = pool;
-                            self.backends[i].in_flight = in_flight;
+                            // Its connections, requests and probes still in
+                            // flight stay counted; only health starts over.
+                            let old = &mut self.backends[i];
+                            let pool = std::mem::take(&mut old.pool);
+                            let (in_flight, probes, timer) =
+                                (old.in_flight, old.probes, old.probe_timer);
+                            let b = &mut self.backends[i];
+                            *b = Backend::new(s, &new);
+                            b.pool = pool;
+                            b.in_flight = in_flight;
+                            b.probes = probes;
+                            b.probe_timer = timer;
                             i
                         }
                         None => {
-                            self.backends.push(Backend::new(s, &new));
+                            let mut b = Backend::new(s, &new);
+                            b.probe_timer = false;
+                            self.backends.push(b);
                             self.backends.len() - 1
                         }
                     };
-                    self.wheel.insert(
-                        self.now.after(new.health_check_interval),
-                        PROBE_TIMER | i as u64,
-                    );
+                    if !self.backends[i].probe_timer {
+                        self.backends[i].probe_timer = true;
+                        self.wheel.insert(
+                            self.now.after(new.health_check_interval),
+                            PROBE_TIMER | i as u64,
+                        );
+                    }
                     added.push(s.addr.to_string());
                 }
             }
@@ -2008,6 +2025,7 @@ impl Reactor {
             if k & PROBE_TIMER != 0 {
                 let backend = (k & !PROBE_TIMER) as usize;
                 if self.backends[backend].removed {
+                    self.backends[backend].probe_timer = false;
                     continue;
                 }
                 self.wheel
