@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import time
 
 import pytest
 
@@ -118,6 +119,43 @@ def test_download_is_byte_exact(three_backends, n, chunked):
         assert sink.first_mismatch is None, f"GET {target}: (offset, got, want) = {sink.first_mismatch}"
         assert r.framing == ("chunked" if chunked else "length"), r
         assert c.get("/health").status == 200
+
+
+class PausingSink(PatternSink):
+    """A PatternSink whose reader stops once, for `pause` seconds, after
+    `after` bytes."""
+
+    def __init__(self, after: int, pause: float):
+        super().__init__()
+        self.after, self.pause, self.paused = after, pause, False
+
+    def __call__(self, piece: bytes) -> None:
+        super().__call__(piece)
+        if not self.paused and self.n >= self.after:
+            self.paused = True
+            time.sleep(self.pause)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_client_pausing_longer_than_read_timeout_still_gets_the_whole_body(backend_factory, ekilibri_factory, chunked):
+    """A client that stops reading holds the response back; that is not the
+    backend being silent, so `read_timeout` must not cut the response (the
+    client's own limit is `keepalive_timeout` on output that does not drain).
+    The body is larger than every socket and proxy buffer on the way, so the
+    backpressure reaches the backend read."""
+    (b,) = backend_factory(1)
+    lb = ekilibri_factory([b], read_timeout=300)
+    n = 32 * MiB
+    sink = PausingSink(after=MiB, pause=1.0)
+    target = f"/bytes/{n}" + ("?chunked=1" if chunked else "")
+    with HttpConnection(lb.addr, timeout=30) as c:
+        r = c.get(target, sink=sink)
+        assert r.status == 200, r
+        assert sink.paused
+        assert sink.n == n, f"got {sink.n} of {n} bytes after a 1 s pause"
+        assert sink.first_mismatch is None, f"(offset, got, want) = {sink.first_mismatch}"
+        assert c.get("/health").status == 200
+    assert "read timeout" not in lb.log_path.read_text()
 
 
 @pytest.mark.slow

@@ -1955,10 +1955,19 @@ impl Reactor {
                     return Some((last.after(cfg.keepalive_timeout), Due::Backend(e)));
                 }
                 let sent = ex.sent_at?;
-                if matches!(ex.resp, ResponsePhase::Done(_)) || c.outbuf.is_full() {
+                // Not while the client holds the response back: a full
+                // backend buffer (the relay waits for room in the client's,
+                // e.g. for a chunk's framing) is the client's doing, which
+                // `keepalive_timeout` on its output covers.
+                if matches!(ex.resp, ResponsePhase::Done(_))
+                    || c.outbuf.is_full()
+                    || b.inbuf.is_full()
+                {
                     return None;
                 }
-                let from = sent.max(b.last_in);
+                // Reading resumes when the client takes bytes again: the
+                // backend's silence counts from then at the earliest.
+                let from = sent.max(b.last_in).max(c.last_out);
                 Some((
                     from.after(cfg.read_timeout),
                     Due::Backend(ProxyError::ReadTimeout),
