@@ -689,6 +689,12 @@ fn write_chunked_field(out: &mut Buf, inner: Codings<'_>) {
     out.put(b"chunked\r\n");
 }
 
+fn write_content_length(out: &mut Buf, n: u64) {
+    out.put(b"Content-Length: ");
+    out.put_u64(n);
+    out.put(b"\r\n");
+}
+
 fn write_field(out: &mut Buf, name: &[u8], value: &[u8]) {
     out.put(name);
     out.put(b": ");
@@ -783,6 +789,11 @@ pub fn rewrite_request(
     if method == Method::Connect {
         return Err(HeadError::NotImplemented);
     }
+    if target.as_bytes().contains(&b'#') {
+        // No request-target form has a fragment (RFC 9112 §3.2): a client
+        // never sends one, and forwarding it leaves its meaning to the backend.
+        return Err(HeadError::Malformed("fragment in request target"));
+    }
     let mut facts = FieldFacts::default();
     facts.collect(req.headers)?;
 
@@ -870,6 +881,10 @@ pub fn rewrite_request(
         let name = h.name.as_bytes();
         let dropped = match facts.kinds[i] {
             Field::Host => authority.is_some(),
+            // An HTTP/1.0 request's 100-continue expectation is ignored
+            // (RFC 9110 §10.1.1), so it must not reach the backend in an
+            // HTTP/1.1 request, where it would be acted on.
+            Field::Expect => version == Version::Http10,
             Field::XForwardedFor => true,
             Field::Forwarded | Field::XForwardedProto => {
                 info.forwarded || facts.is_hop_by_hop(i, name)
@@ -918,11 +933,7 @@ pub fn rewrite_request(
         write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
     }
     match framing {
-        Framing::Length(n) => {
-            out.put(b"Content-Length: ");
-            out.put_u64(n);
-            out.put(b"\r\n");
-        }
+        Framing::Length(n) => write_content_length(out, n),
         Framing::Chunked => write_chunked_field(out, facts.inner_codings()),
         Framing::None if facts.content_length == Some(0) => out.put(b"Content-Length: 0\r\n"),
         _ => {}
@@ -946,7 +957,7 @@ pub fn rewrite_request(
         version,
         framing,
         keep_alive,
-        expect_continue: facts.expect_continue,
+        expect_continue: facts.expect_continue && version == Version::Http11,
         upgrade,
         len,
     })
@@ -1011,11 +1022,12 @@ pub fn rewrite_response_if_complete(
 ) -> Result<Option<ResponseHead>, HeadError> {
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        input,
-        &mut headers,
-    ) {
+    let len = match httparse::ParserConfig::default()
+        // RFC 9112 §5.1: a proxy removes whitespace between a response
+        // field name and the colon (the field goes out rewritten).
+        .allow_spaces_after_header_name_in_responses(true)
+        .parse_response_with_uninit_headers(&mut resp, input, &mut headers)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
@@ -1061,7 +1073,13 @@ pub fn rewrite_response_if_complete(
         && !switching
         && framing != Framing::UntilClose
         && !facts.close
-        && (backend_version == Version::Http11 || facts.keep_alive);
+        && (backend_version == Version::Http11 || facts.keep_alive)
+        // Transfer-Encoding in an HTTP/1.0 message: faulty framing, close
+        // after it (RFC 9112 §6.1). With Content-Length too: framed by
+        // Transfer-Encoding, but a sign of smuggling or a broken server
+        // (§6.3), so the connection is not trusted with another request.
+        && !(facts.transfer_encoding.is_some()
+            && (backend_version == Version::Http10 || facts.content_length.is_some()));
 
     let client_11 = ctx.client_version == Version::Http11;
     let keep_alive = ctx.client_keep_alive && !(ctx.body_pending && status >= 400);
@@ -1120,8 +1138,11 @@ pub fn rewrite_response_if_complete(
         let kind = facts.kinds[i];
         let framing_field = matches!(kind, Field::ContentLength | Field::TransferEncoding);
         if keep_framing_fields && framing_field {
-            // HEAD, 204 and 304 carry the framing of the would-be body as is.
-            if client_11 || kind != Field::TransferEncoding {
+            // HEAD and 304 carry the framing of the would-be body:
+            // Transfer-Encoding (HTTP/1.1 clients only), or else one
+            // Content-Length, written below. Never both (RFC 9112 §6.2),
+            // and neither on a 204 (RFC 9110 §8.6, RFC 9112 §6.1).
+            if kind == Field::TransferEncoding && client_11 && status != 204 {
                 copy.field(out, h);
             }
             continue;
@@ -1131,11 +1152,18 @@ pub fn rewrite_response_if_complete(
         }
     }
     copy.flush(out);
+    let bodiless_length = match facts.content_length {
+        Some(n) if keep_framing_fields && status != 204 && facts.transfer_encoding.is_none() => {
+            Some(n)
+        }
+        _ => None,
+    };
     match (framing, out_coding) {
-        (Framing::Length(n), _) => {
-            out.put(b"Content-Length: ");
-            out.put_u64(n);
-            out.put(b"\r\n");
+        (Framing::Length(n), _) => write_content_length(out, n),
+        (Framing::None, _) => {
+            if let Some(n) = bodiless_length {
+                write_content_length(out, n);
+            }
         }
         (Framing::Chunked | Framing::UntilClose, OutCoding::Chunked) => {
             write_chunked_field(out, facts.inner_codings());

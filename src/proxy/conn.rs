@@ -115,8 +115,15 @@ pub(super) struct Exchange {
     /// one turns out dead. Zero once the response started.
     pub head_held: usize,
     pub resp: ResponsePhase,
-    /// Some response byte was queued for the client.
+    /// Some response byte was queued for the client (a 1xx included): the
+    /// backend provably got the request.
     pub resp_started: bool,
+    /// The final response's head was queued for the client. Until then a
+    /// failure can still be answered with a complete 502/504, after any
+    /// 1xx already relayed.
+    pub final_started: bool,
+    /// A `100 Continue` was relayed: the client sends its body.
+    pub continue_sent: bool,
     /// Backends tried so far, the current one last.
     pub tried: Tried,
     /// When the exchange started (for the response time), at full precision.

@@ -1299,10 +1299,17 @@ impl Reactor {
 
         // 5. Transitions.
         if let Some(ex) = &c.ex
-            && matches!(ex.resp, ResponsePhase::Done(_))
-            && (ex.sent_at.is_some() || !ex.req_body.is_done() || b.is_none())
+            && let ResponsePhase::Done(head) = &ex.resp
         {
-            return Step::Done;
+            // A response that ends before the request body: after a relayed
+            // 100 Continue the client sends the body, which is forwarded
+            // before the connection carries on; otherwise the exchange ends
+            // here and the connection closes.
+            let body_follows = ex.continue_sent && head.client_keep_alive;
+            let body_missing = !ex.req_body.is_done();
+            if ex.sent_at.is_some() || b.is_none() || (body_missing && !body_follows) {
+                return Step::Done;
+            }
         }
         if c.phase == ClientPhase::Closing && c.ex.is_none() && c.outbuf.is_empty() {
             // Nothing unread and the last request was read in full: a plain
@@ -1356,6 +1363,8 @@ impl Reactor {
             head_held,
             resp: ResponsePhase::Head(HeadScan::default()),
             resp_started: false,
+            final_started: false,
+            continue_sent: false,
             tried,
             started_at: self.precise,
             observed: false,
@@ -1606,7 +1615,7 @@ impl Reactor {
         let Some(ex) = c.ex.take() else { return };
         let bk = c.backend.take();
         let addr = self.backends[ex.backend].addr;
-        if ex.resp_started {
+        if ex.final_started {
             c.phase = ClientPhase::Closing;
         } else {
             if ex.head_held > 0 {
@@ -2229,7 +2238,9 @@ fn relay_response(
                     // for a 100 (e.g. 417): the body never comes, so close.
                     client_keep_alive: ex.req.keep_alive
                         && !draining
-                        && (!ex.req.expect_continue || ex.req_body.input_done()),
+                        && (!ex.req.expect_continue
+                            || ex.continue_sent
+                            || ex.req_body.input_done()),
                     upgrade: ex.req.upgrade,
                     body_pending: !ex.req_body.input_done(),
                 };
@@ -2273,6 +2284,7 @@ fn relay_response(
                 }
                 if head.status == 101 {
                     ex.resp_started = true;
+                    ex.final_started = true;
                     ex.resp = ResponsePhase::Tunnel {
                         up_done: false,
                         down_done: false,
@@ -2280,10 +2292,12 @@ fn relay_response(
                     return Ok(true);
                 }
                 if (100..200).contains(&head.status) {
+                    ex.continue_sent |= head.status == 100 && client_out.len() > before;
                     ex.resp = ResponsePhase::Head(HeadScan::default());
                     continue;
                 }
                 ex.resp_started = true;
+                ex.final_started = true;
                 let relay = BodyRelay::new(head.framing, head.out);
                 ex.resp = if relay.is_done() {
                     ResponsePhase::Done(head)

@@ -1,0 +1,207 @@
+"""Responses from a backend whose framing is suspect or bodiless, interim
+responses followed by a failure, and request fields ekilibri must not pass
+on (RFC 9110, RFC 9112). Each backend reply is scripted byte for byte."""
+
+from __future__ import annotations
+
+import harness
+import wire
+from rfc9112_support import assert_rejected, backend_requests, connect, get, reply_then_serve, start
+
+
+def requests_per_backend_connection(sb) -> list[int]:
+    return [len(wire.split_requests(raw).requests) for raw in sb.raw_by_conn()]
+
+
+def three_requests(lb) -> list:
+    with connect(lb) as c:
+        out = []
+        for i in range(3):
+            c.send(get(f"/r{i}"))
+            out.append(c.read_response())
+    return out
+
+
+def test_http10_response_with_transfer_encoding_closes_the_backend_connection(scripted_backend_factory, ekilibri_factory):
+    """RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+    framing; the connection is closed after it, whatever Connection says."""
+    reply = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    first, *rest = three_requests(lb)
+    assert first.status == 200 and first.body == b"ok", first
+    assert all(r.status == 200 for r in rest), rest
+    per_conn = requests_per_backend_connection(sb)
+    assert per_conn[0] == 1, f"the connection was reused after the HTTP/1.0 chunked response: {per_conn}"
+
+
+def test_response_with_content_length_and_transfer_encoding_is_not_trusted_with_another_request(
+    scripted_backend_factory, ekilibri_factory
+):
+    """RFC 9112 6.3: framed by Transfer-Encoding, Content-Length removed, and
+    the connection, which may be out of step, is not reused."""
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    first, *rest = three_requests(lb)
+    assert first.status == 200 and first.body == b"ok", first
+    assert first.header_all("content-length") == [], first
+    assert all(r.status == 200 for r in rest), rest
+    assert requests_per_backend_connection(sb)[0] == 1, requests_per_backend_connection(sb)
+
+
+def bodiless(lb, request: bytes, method: str):
+    with connect(lb) as c:
+        c.send(request)
+        r = c.read_response(method)
+        c.send(get("/after"))  # the connection is still in step
+        after = c.read_response()
+    assert after.status == 200, after
+    return r
+
+
+def test_head_response_never_carries_both_framing_fields(scripted_backend_factory, ekilibri_factory):
+    """RFC 9112 6.2/6.3: Content-Length is removed beside Transfer-Encoding,
+    also when there is no body to frame (HEAD)."""
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    r = bodiless(lb, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD")
+    assert r.status == 200 and r.header_all("content-length") == [], r
+    assert [v.lower() for v in r.header_all("transfer-encoding")] == ["chunked"], r
+
+
+def test_304_never_carries_both_framing_fields(scripted_backend_factory, ekilibri_factory):
+    reply = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    r = bodiless(lb, get("/"), "GET")
+    assert r.status == 304 and r.header_all("content-length") == [], r
+
+
+def test_head_response_content_length_list_is_folded(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 8.6: `5, 5` is one valid length; forwarded as `5`, as it is
+    for a response with a body."""
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    r = bodiless(lb, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD")
+    assert r.header_all("content-length") == ["5"], r
+
+
+def test_204_loses_content_length_and_transfer_encoding(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 8.6 and RFC 9112 6.1: neither field in a 204; a client that
+    trusted them would wait for a body that never comes."""
+    for fields in (b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"):
+        reply = b"HTTP/1.1 204 No Content\r\n" + fields + b"\r\n"
+        lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply), name=f"b{len(fields)}")
+        r = bodiless(lb, get("/"), "GET")
+        assert r.status == 204, r
+        assert r.header_all("content-length") == [] and r.header_all("transfer-encoding") == [], r
+
+
+def test_response_field_with_space_before_the_colon_is_cleaned(scripted_backend_factory, ekilibri_factory):
+    """RFC 9112 5.1: a proxy removes whitespace between a response field's
+    name and the colon before forwarding."""
+    reply = b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 2\r\n\r\nok"
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    with connect(lb) as c:
+        c.send(get("/"))
+        raw = c.pending(2.0) or b""
+    assert raw.startswith(b"HTTP/1.1 200"), raw
+    assert b"\r\nX-A: b\r\n" in raw and b"X-A :" not in raw, raw
+
+
+def test_transfer_encoding_with_space_before_the_colon_frames_the_body(scripted_backend_factory, ekilibri_factory):
+    """The field counts under its name once the whitespace is removed: the
+    body is decoded as chunked and re-framed, never passed on raw."""
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    with connect(lb) as c:
+        c.send(get("/"))
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"hello" and r.framing == "chunked", r
+        assert all(not k.endswith(" ") for k, _ in r.headers), r
+        c.send(get("/after"))
+        assert c.read_response().status == 200
+
+
+def silent_after(interim: bytes, then_close: bool):
+    def script(bc):
+        if bc.read_head() is None:
+            return
+        bc.send(interim)
+        if then_close:
+            return  # the harness closes the connection when the script returns
+        bc.wait_closed(10.0)  # silent until the proxy gives up
+
+    return script
+
+
+def test_backend_silent_after_early_hints_gets_504_not_a_bare_close(scripted_backend_factory, ekilibri_factory):
+    """A 1xx is interim (RFC 9110 15.2): the exchange still owes the client a
+    final response, which ekilibri can still send whole."""
+    script = silent_after(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", then_close=False)
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script, read_timeout=500)
+    with connect(lb) as c:
+        c.send(get("/"))
+        early = c.read_response(skip_interim=False)
+        final = c.read_response()
+    assert early.status == 103, early
+    assert final.status == 504, final
+
+
+def post_after_continue(c) -> None:
+    """Sends a POST head with `Expect: 100-continue`, waits for the relayed
+    100, then sends the 5-byte body."""
+    c.send(b"POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    cont = c.read_response(skip_interim=False)
+    assert cont.status == 100, cont
+    c.send(b"hello")
+
+
+def test_backend_closing_after_100_continue_gets_502(scripted_backend_factory, ekilibri_factory):
+    script = silent_after(b"HTTP/1.1 100 Continue\r\n\r\n", then_close=True)
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb) as c:
+        post_after_continue(c)
+        final = c.read_response()
+    assert final.status == 502, final
+
+
+def test_final_response_before_the_body_keeps_the_connection_once_100_was_relayed(
+    scripted_backend_factory, ekilibri_factory
+):
+    """After a relayed 100 Continue the client sends its body (RFC 9110
+    10.1.1), so an early final response need not close the connection."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        bc.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        bc.read_body(req)
+        harness.serve_default(bc)
+
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb) as c:
+        post_after_continue(c)
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"ok", r
+        assert not r.has_token("connection", "close"), r
+        c.send(get("/again"))
+        assert c.read_response().status == 200
+
+
+def test_http10_expect_100_continue_is_not_forwarded(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 10.1.1: a server ignores 100-continue in an HTTP/1.0 request;
+    forwarded in an HTTP/1.1 request it would be acted on."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(b"POST /p HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
+        r = c.read_response()
+    assert r.status == 200, r
+    (got,) = backend_requests(sb)
+    assert got.header_all("expect") == [], got
+    assert got.body == b"hello", got
+
+
+def test_fragment_in_request_target_is_rejected(scripted_backend_factory, ekilibri_factory):
+    """RFC 9112 3.2: no request-target form has a fragment."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    assert_rejected(lb, sb, get("/a#frag"), [400])
