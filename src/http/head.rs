@@ -202,6 +202,20 @@ fn eq_lower(name: &[u8], lit: &[u8]) -> bool {
         .all(|(&a, &b)| a | 0x20 == b)
 }
 
+/// `name` is `lit` with some `-` written `_` (`X_Forwarded_For`). CGI,
+/// WSGI and Rack backends turn both into the same variable
+/// (`HTTP_X_FORWARDED_FOR`), so a client could pass a value the proxy never
+/// vetted under the name of one it manages: such a field is handled as the
+/// field it aliases (nginx drops names with `_` by default).
+fn is_spelled_with_underscores(name: &[u8], lit: &[u8]) -> bool {
+    name.len() == lit.len()
+        && name.contains(&b'_')
+        && name
+            .iter()
+            .zip(lit)
+            .all(|(&a, &b)| (if a == b'_' { b'-' } else { a | 0x20 }) == b)
+}
+
 /// Checks limits on an incomplete head that has `buf` so far.
 pub fn check_partial_request(buf: &[u8]) -> Result<(), HeadError> {
     match memchr(b'\n', buf) {
@@ -284,10 +298,18 @@ impl Field {
             10 if is(b"connection") => Field::Connection,
             10 if is(b"keep-alive") => Field::KeepAlive,
             14 if is(b"content-length") => Field::ContentLength,
-            15 if is(b"x-forwarded-for") => Field::XForwardedFor,
+            15 if is(b"x-forwarded-for")
+                || is_spelled_with_underscores(name, b"x-forwarded-for") =>
+            {
+                Field::XForwardedFor
+            }
             16 if is(b"proxy-connection") => Field::ProxyConnection,
             17 if is(b"transfer-encoding") => Field::TransferEncoding,
-            17 if is(b"x-forwarded-proto") => Field::XForwardedProto,
+            17 if is(b"x-forwarded-proto")
+                || is_spelled_with_underscores(name, b"x-forwarded-proto") =>
+            {
+                Field::XForwardedProto
+            }
             19 if is(b"proxy-authorization") => Field::ProxyAuthorization,
             _ => Field::Other,
         }

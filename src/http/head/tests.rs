@@ -561,3 +561,35 @@ fn host_values() {
         assert!(!super::valid_host(bad.as_bytes()), "{bad:?} accepted");
     }
 }
+
+/// `X_Forwarded_For` reaches CGI-style backends as the same variable as
+/// `X-Forwarded-For`: it is handled as that field (folded into ekilibri's
+/// chain), never passed on under its own name.
+#[test]
+fn underscored_forwarding_fields_are_not_passed_on() {
+    let (_, out) = req(
+        "GET / HTTP/1.1\r\nHost: h\r\nx_forwarded_for: 6.6.6.6\r\nX-Forwarded_Proto: https\r\n\
+         X_Other: kept\r\n\r\n",
+    )
+    .unwrap();
+    assert!(!out.contains("x_forwarded_for"), "{out}");
+    assert!(
+        out.contains("X-Forwarded-For: 6.6.6.6, 10.0.0.9\r\n"),
+        "{out}"
+    );
+    // forwarded_headers off: X-Forwarded-Proto passes, so does its alias.
+    assert!(out.contains("X-Forwarded_Proto: https\r\n"), "{out}");
+    assert!(out.contains("X_Other: kept\r\n"), "{out}");
+    // forwarded_headers on: the client's X-Forwarded-Proto is replaced,
+    // whatever its spelling.
+    let raw = b"GET / HTTP/1.1\r\nHost: h\r\nX_FORWARDED_PROTO: https\r\n\r\n";
+    let mut out = Buf::with_capacity(4096);
+    let info = ForwardInfo {
+        forwarded: true,
+        ..INFO
+    };
+    rewrite_request(raw, &info, &mut out).unwrap();
+    let out = String::from_utf8(out.data().to_vec()).unwrap();
+    assert!(!out.contains("https"), "{out}");
+    assert!(out.contains("X-Forwarded-Proto: http\r\n"), "{out}");
+}
