@@ -188,6 +188,26 @@ def test_final_response_before_the_body_keeps_the_connection_once_100_was_relaye
         assert c.read_response().status == 200
 
 
+def test_early_final_response_from_a_closing_backend_says_connection_close(scripted_backend_factory, ekilibri_factory):
+    """The same, but the backend closes after its response: the rest of the
+    body has nowhere to go, so the client is told the connection closes,
+    and it does."""
+
+    def script(bc):
+        if bc.read_head() is None:
+            return
+        bc.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        bc.close()
+
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb) as c:
+        post_after_continue(c)
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"ok", r
+        assert r.has_token("connection", "close"), r
+        assert c.wait_closed(3.0)
+
+
 def test_http10_expect_100_continue_is_not_forwarded(scripted_backend_factory, ekilibri_factory):
     """RFC 9110 10.1.1: a server ignores 100-continue in an HTTP/1.0 request;
     forwarded in an HTTP/1.1 request it would be acted on."""

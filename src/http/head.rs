@@ -1018,7 +1018,9 @@ pub struct RequestContext {
     /// Part of the request body has not arrived yet. An error response
     /// (4xx, 5xx) then says `Connection: close`: the connection closes if
     /// the response ends first, and the client should stop sending
-    /// (RFC 9112 §9.6). A success (a full-duplex echo) keeps it.
+    /// (RFC 9112 §9.6). So does a response after which the backend
+    /// connection closes: the rest of the body has nowhere to go. A
+    /// success on a connection that stays (a full-duplex echo) keeps it.
     pub body_pending: bool,
 }
 
@@ -1104,7 +1106,12 @@ pub fn rewrite_response_if_complete(
             && (backend_version == Version::Http10 || facts.content_length.is_some()));
 
     let client_11 = ctx.client_version == Version::Http11;
-    let keep_alive = ctx.client_keep_alive && !(ctx.body_pending && status >= 400);
+    // With request body still to come, the client connection stays only if
+    // the rest of the body can go somewhere: not after an error (the client
+    // is told to stop, RFC 9112 §9.6), nor when this backend connection
+    // closes after the response.
+    let keep_alive =
+        ctx.client_keep_alive && !(ctx.body_pending && (status >= 400 || !backend_reusable));
     let (out_coding, mut client_keep_alive) = match framing {
         Framing::None | Framing::Length(_) => (OutCoding::Identity, keep_alive),
         Framing::Chunked | Framing::UntilClose if client_11 => (OutCoding::Chunked, keep_alive),
