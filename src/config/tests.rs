@@ -439,6 +439,26 @@ fn empty_servers() {
 }
 
 #[test]
+fn the_same_backend_twice_is_refused() {
+    let m = key_err(
+        "servers = [\"127.0.0.1:8081\", \"127.0.0.1:8082\", \"127.0.0.1:8081\"]",
+        "servers",
+    );
+    assert!(m.contains("same backend (127.0.0.1:8081)"), "{m}");
+    let m = key_err(
+        "servers = [\"127.0.0.1:8081\", {address = \"127.0.0.1:8081\", weight = 2}]",
+        "servers",
+    );
+    assert!(m.contains("list it once"), "{m}");
+}
+
+#[test]
+fn backend_port_0_is_refused() {
+    let m = key_err("servers = [\"127.0.0.1:0\"]", "servers");
+    assert!(m.contains("port 0"), "{m}");
+}
+
+#[test]
 fn bad_server_address() {
     let m = key_err(
         "servers = [\"127.0.0.1:8081\", \"not an address\"]",

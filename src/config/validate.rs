@@ -238,7 +238,21 @@ fn servers(list: Option<ServerList>) -> Result<Vec<Server>, String> {
     if list.is_empty() {
         return Err("must list at least one backend \"host:port\" address".into());
     }
-    list.into_iter().map(server).collect()
+    let mut out: Vec<(String, Server)> = Vec::with_capacity(list.len());
+    for entry in list {
+        let address = entry.address.clone();
+        let s = server(entry)?;
+        if let Some((first, _)) = out.iter().find(|(_, o)| o.addr == s.addr) {
+            // Two entries for one backend would double its share silently
+            // and give /metrics two series with the same label.
+            return Err(format!(
+                "{first:?} and {address:?} are the same backend ({}); list it once, with a weight for a larger share",
+                s.addr
+            ));
+        }
+        out.push((address, s));
+    }
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 fn server(entry: RawServer) -> Result<Server, String> {
@@ -257,6 +271,11 @@ fn server(entry: RawServer) -> Result<Server, String> {
     let addr = addrs
         .next()
         .ok_or_else(|| format!("cannot resolve {address:?}: no addresses found"))?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "invalid address {address:?}: port 0 is not a backend port"
+        ));
+    }
     // In 1..=MAX_WEIGHT, so the cast is lossless.
     Ok(Server {
         addr,
