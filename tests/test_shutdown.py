@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from rawhttp import HttpConnection
 
 
@@ -47,13 +49,16 @@ def test_sigterm_lets_a_slow_upload_finish_then_exits_0(backend_factory, ekilibr
         assert s.connect_ex((lb.host, lb.port)) != 0
 
 
-def test_sigterm_closes_idle_keepalive_connections(backend_factory, ekilibri_factory):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT], ids=["TERM", "INT", "QUIT"])
+def test_stop_signal_closes_idle_keepalive_connections(backend_factory, ekilibri_factory, sig):
+    """SIGQUIT too: nginx's graceful stop, so operators' scripts send it."""
     backends = backend_factory(1)
     lb = ekilibri_factory(backends)
     c = HttpConnection(lb.addr, timeout=5)
     assert c.get("/").status == 200
-    lb.popen.send_signal(signal.SIGTERM)
+    lb.popen.send_signal(sig)
     assert wait_exit(lb, 5) == 0
+    assert c.wait_closed(3.0)
     c.close()
 
 

@@ -20,7 +20,8 @@ static INSTALL: Mutex<bool> = Mutex::new(false);
 pub enum Signal {
     /// SIGHUP: reload the configuration.
     Reload,
-    /// SIGTERM or SIGINT: stop gracefully (a second one: stop now).
+    /// SIGTERM, SIGINT or SIGQUIT (nginx's graceful stop): stop gracefully
+    /// (a second one: stop now).
     Terminate,
     /// SIGUSR1: reopen log files.
     ReopenLogs,
@@ -30,7 +31,7 @@ impl Signal {
     fn from_number(n: u8) -> Option<Signal> {
         match i32::from(n) {
             libc::SIGHUP => Some(Signal::Reload),
-            libc::SIGTERM | libc::SIGINT => Some(Signal::Terminate),
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => Some(Signal::Terminate),
             libc::SIGUSR1 => Some(Signal::ReopenLogs),
             _ => None,
         }
@@ -59,7 +60,7 @@ pub struct SignalPipe {
 
 impl SignalPipe {
     /// Creates a pipe for one reactor and installs the handlers (once per
-    /// process) for SIGHUP, SIGTERM, SIGINT and SIGUSR1.
+    /// process) for SIGHUP, SIGTERM, SIGINT, SIGQUIT and SIGUSR1.
     pub fn new() -> io::Result<SignalPipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: pipe2(2) fills `fds` on success.
@@ -77,7 +78,13 @@ impl SignalPipe {
             })
             .ok_or_else(|| io::Error::other("too many signal pipes"))?;
         if !*installed {
-            for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
+            for sig in [
+                libc::SIGHUP,
+                libc::SIGTERM,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGUSR1,
+            ] {
                 // SAFETY: a zeroed sigaction with a plain handler and an
                 // empty mask is valid; SA_RESTART keeps other syscalls going.
                 unsafe {
