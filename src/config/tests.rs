@@ -453,6 +453,26 @@ fn the_same_backend_twice_is_refused() {
 }
 
 #[test]
+fn access_log_keywords_in_another_case_are_refused() {
+    let m = key_err(
+        "servers = [\"127.0.0.1:1\"]\naccess_log = \"OFF\"",
+        "access_log",
+    );
+    assert!(m.contains("\"off\""), "{m}");
+    key_err(
+        "servers = [\"127.0.0.1:1\"]\naccess_log = \"Stdout\"",
+        "access_log",
+    );
+    assert!(
+        parse(
+            Path::new("t.toml"),
+            "servers = [\"127.0.0.1:1\"]\naccess_log = \"./OFF\""
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn backend_port_0_is_refused() {
     let m = key_err("servers = [\"127.0.0.1:0\"]", "servers");
     assert!(m.contains("port 0"), "{m}");

@@ -132,6 +132,16 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let access_log = match raw.access_log.as_deref() {
         None | Some("") | Some("off") => super::AccessLog::Off,
         Some("stdout") => super::AccessLog::Stdout,
+        Some(word) if word.eq_ignore_ascii_case("off") || word.eq_ignore_ascii_case("stdout") => {
+            // Almost surely meant as the keyword, not a file of that name.
+            return Err(err(
+                "access_log",
+                format!(
+                    "{word:?}: the keywords are lower case, \"{}\"; for a file of that name write \"./{word}\"",
+                    word.to_ascii_lowercase()
+                ),
+            ));
+        }
         Some(path) => super::AccessLog::File(path.into()),
     };
     let access_log_format = match raw.access_log_format.as_deref() {
