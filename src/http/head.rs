@@ -1181,12 +1181,9 @@ pub fn rewrite_response_if_complete(
         }
     }
     copy.flush(out);
-    let bodiless_length = match facts.content_length {
-        Some(n) if keep_framing_fields && status != 204 && facts.transfer_encoding.is_none() => {
-            Some(n)
-        }
-        _ => None,
-    };
+    let bodiless_length = facts
+        .content_length
+        .filter(|_| keep_framing_fields && status != 204 && facts.transfer_encoding.is_none());
     match (framing, out_coding) {
         (Framing::Length(n), _) => write_content_length(out, n),
         (Framing::None, _) => {

@@ -166,7 +166,7 @@ impl Backend {
             pool: Vec::with_capacity(cfg.pool_size),
             in_flight: 0,
             probes: 0,
-            probe_timer: true,
+            probe_timer: false,
             removed: false,
         }
     }
@@ -303,9 +303,11 @@ impl Reactor {
         let clock = MonotonicClock::new();
         let now = clock.now();
         let mut wheel = Wheel::new(now);
-        let backends: Vec<Backend> = cfg.servers.iter().map(|s| Backend::new(s, &cfg)).collect();
-        for i in 0..backends.len() {
+        let mut backends: Vec<Backend> =
+            cfg.servers.iter().map(|s| Backend::new(s, &cfg)).collect();
+        for (i, b) in backends.iter_mut().enumerate() {
             wheel.insert(now.after(cfg.health_check_interval), PROBE_TIMER | i as u64);
+            b.probe_timer = true;
         }
         let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
         let n_backends = backends.len();
@@ -510,22 +512,17 @@ impl Reactor {
                         Some(i) => {
                             // Its connections, requests and probes still in
                             // flight stay counted; only health starts over.
-                            let old = &mut self.backends[i];
-                            let pool = std::mem::take(&mut old.pool);
-                            let (in_flight, probes, timer) =
-                                (old.in_flight, old.probes, old.probe_timer);
+                            let old =
+                                std::mem::replace(&mut self.backends[i], Backend::new(s, &new));
                             let b = &mut self.backends[i];
-                            *b = Backend::new(s, &new);
-                            b.pool = pool;
-                            b.in_flight = in_flight;
-                            b.probes = probes;
-                            b.probe_timer = timer;
+                            b.pool = old.pool;
+                            b.in_flight = old.in_flight;
+                            b.probes = old.probes;
+                            b.probe_timer = old.probe_timer;
                             i
                         }
                         None => {
-                            let mut b = Backend::new(s, &new);
-                            b.probe_timer = false;
-                            self.backends.push(b);
+                            self.backends.push(Backend::new(s, &new));
                             self.backends.len() - 1
                         }
                     };
