@@ -488,17 +488,15 @@ impl<'a> FieldFacts<'a> {
     /// The transfer codings applied before the final `chunked` (or all of
     /// them when the last one is not `chunked`), e.g. `gzip` for
     /// `gzip, chunked`: they describe the body and travel with it.
+    /// `identity` (no coding; RFC 2616's, removed by RFC 7230) is left out.
     fn inner_codings(&self) -> Codings<'a> {
         let te = self.transfer_encoding.unwrap_or(b"");
-        let mut n = te
-            .split(|&b| b == b',')
-            .filter(|c| !trim(c).is_empty())
-            .count();
         let last_chunked = te
             .split(|&b| b == b',')
             .map(trim)
             .rfind(|c| !c.is_empty())
             .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        let mut n = Codings { te, n: usize::MAX }.items().count();
         if last_chunked {
             n -= 1;
         }
@@ -515,7 +513,7 @@ fn lists_trailers(value: &[u8]) -> bool {
 
 /// The transfer codings of a `Transfer-Encoding` value that come before a
 /// final `chunked` (all of them if it is not last), empty list elements
-/// left out.
+/// and `identity` left out.
 #[derive(Clone, Copy)]
 struct Codings<'a> {
     te: &'a [u8],
@@ -527,14 +525,18 @@ impl Codings<'_> {
         self.n == 0
     }
 
-    /// Writes them comma-separated.
-    fn write(&self, out: &mut Buf) {
-        let items = self
-            .te
+    /// The codings, with empty elements and `identity` left out.
+    fn items(&self) -> impl Iterator<Item = &[u8]> {
+        self.te
             .split(|&b| b == b',')
             .map(trim)
-            .filter(|c| !c.is_empty());
-        for (i, c) in items.take(self.n).enumerate() {
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))
+            .take(self.n)
+    }
+
+    /// Writes them comma-separated.
+    fn write(&self, out: &mut Buf) {
+        for (i, c) in self.items().enumerate() {
             if i > 0 {
                 out.put(b", ");
             }

@@ -346,6 +346,45 @@ fn transfer_codings_are_normalised() {
     );
 }
 
+#[test]
+fn identity_is_no_transfer_coding() {
+    // RFC 2616's `identity` (removed by RFC 7230) means no coding: the body
+    // is read until close and re-chunked, labelled plain `chunked`.
+    for (raw, want) in [
+        (
+            "Transfer-Encoding: identity",
+            "Transfer-Encoding: chunked\r\n",
+        ),
+        (
+            "Transfer-Encoding: gzip, Identity",
+            "Transfer-Encoding: gzip, chunked\r\n",
+        ),
+        (
+            "Transfer-Encoding: identity, chunked",
+            "Transfer-Encoding: chunked\r\n",
+        ),
+    ] {
+        let (h, out) = resp(&format!("HTTP/1.1 200 OK\r\n{raw}\r\n\r\n"), CTX11).unwrap();
+        assert!(out.contains(want), "{raw}: {out}");
+        assert!(
+            !out.to_ascii_lowercase().contains("identity"),
+            "{raw}: {out}"
+        );
+        assert_eq!(h.out, OutCoding::Chunked, "{raw}");
+    }
+    // An HTTP/1.0 client gets the plain body, no Transfer-Encoding.
+    let (h, out) = resp(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+        CTX10,
+    )
+    .unwrap();
+    assert_eq!(h.out, OutCoding::Identity);
+    assert!(
+        !out.to_ascii_lowercase().contains("transfer-encoding"),
+        "{out}"
+    );
+}
+
 /// Byte strings over an alphabet that stresses the word-at-a-time scans
 /// (CR, LF, their neighbours with one bit flipped, high bytes), from a
 /// fixed-seed generator.
