@@ -56,6 +56,33 @@ def test_bad_config_exits_2_with_one_stderr_line(tmp_path, case, check):
         assert key in lines[0], f"{case}: the error does not name the key {key!r}: {lines[0]!r}"
 
 
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--listen", "garbage"], "--listen"),
+        (["--listen", "localhost:0"], "--listen"),
+        (["-f"], "--file"),
+        (["--no-such-flag"], "--no-such-flag"),
+        (["stray-argument"], "stray-argument"),
+    ],
+    ids=["listen-garbage", "listen-hostname", "file-without-value", "unknown-flag", "stray-argument"],
+)
+def test_bad_command_line_exits_2_with_one_stderr_line(args, names):
+    res = run_ekilibri(args)
+    stderr = res.stderr.decode("utf-8", "replace")
+    assert res.returncode == 2, f"exit code {res.returncode}, stderr {stderr!r}"
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ekilibri: "), f"want one 'ekilibri: ' line, got {stderr!r}"
+    assert names in lines[0], lines[0]
+
+
+def test_help_and_version_go_to_stdout_with_exit_0():
+    for flag, want in (("--help", "--file"), ("--version", "ekilibri")):
+        res = run_ekilibri([flag])
+        assert res.returncode == 0 and res.stderr == b"", (flag, res)
+        assert want in res.stdout.decode(), (flag, res.stdout)
+
+
 def test_check_accepts_a_good_config(tmp_path):
     path = tmp_path / "good.toml"
     path.write_text(harness.config_text(SERVERS))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import harness
 from rawhttp import HttpConnection, request_once
@@ -129,3 +131,94 @@ def test_backend_removed_and_added_back_at_once_is_probed_at_the_normal_rate(scr
     expected = window * 1000 / interval_ms
     assert probed <= expected + 1.5, f"{probed} probes in {window} s, one every {interval_ms} ms expected"
     assert probed >= 2, f"probing stopped: {probed} probes in {window} s"
+
+
+def test_a_reload_waiting_on_its_file_does_not_stall_traffic(backend_factory, ekilibri_factory):
+    """A reload reads the file (and resolves host names, which can take
+    seconds on a dead resolver) off the event loop. The file is swapped for
+    a FIFO that nobody writes yet, so the reload's read blocks: requests must
+    go on being answered meanwhile, and the reload applies once the FIFO
+    delivers the new file."""
+    b1, b2 = backend_factory(2)
+    lb = ekilibri_factory([b1])
+    path = lb.config_path
+    new_text = path.read_text().replace(harness.toml_value(harness.server_entry(b1)),
+                                        harness.toml_value(harness.server_entry(b2)))
+    assert new_text != path.read_text()
+    path.unlink()
+    os.mkfifo(path)
+    lb.popen.send_signal(signal.SIGHUP)
+    writer = None
+    try:
+        deadline = time.monotonic() + 1.0
+        served = 0
+        while time.monotonic() < deadline:
+            r = request_once(lb.addr, "GET", "/", timeout=2.0)
+            assert r.status == 200 and r.header("X-Backend") == "b1"
+            served += 1
+        assert served >= 5, f"only {served} requests answered in 1 s while the reload waited"
+        assert "configuration reloaded" not in lb.log_path.read_text()
+
+        def feed():
+            with open(path, "w") as f:  # blocks until the reload opens it
+                f.write(new_text)
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        wait_for_log(lb, "backends added")
+        assert request_once(lb.addr, "GET", "/").header("X-Backend") == "b2"
+    finally:
+        if writer is None or writer.is_alive():
+            # Unblock a reader still waiting on the FIFO, then leave a file.
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            os.close(fd)
+        path.unlink()
+        path.write_text(new_text)
+
+
+def _feed_fifo(path, text: str) -> threading.Thread:
+    """Writes `text` into the FIFO at `path` once a reader opens it."""
+
+    def feed():
+        with open(path, "w") as f:
+            f.write(text)
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    return t
+
+
+def test_signals_during_start_up_wait_until_the_loop_runs(backend_factory, started_procs, tmp_path):
+    """SIGHUP, SIGUSR1 and SIGUSR2 sent while ekilibri is still reading its
+    configuration (here a FIFO nobody writes yet, standing in for a slow
+    resolver) must not kill it: they are acted on once it runs."""
+    (b1,) = backend_factory(1)
+    cfg = tmp_path / "starting.toml"
+    os.mkfifo(cfg)
+    text = harness.config_text([harness.server_entry(b1)])
+    lb = harness.spawn("ekilibri", [harness.ekilibri_bin(), "-f", cfg], tmp_path)
+    started_procs.append(lb)
+    # Wait until the process is in main() with SIGHUP (bit 0) blocked: a
+    # signal sent before that, while the program loads, would kill any
+    # program (there is no handler yet).
+    deadline = time.monotonic() + 10
+    while True:
+        status = Path(f"/proc/{lb.pid}/status").read_text()
+        blocked = int(next(l.split()[1] for l in status.splitlines() if l.startswith("SigBlk:")), 16)
+        if blocked & 1:
+            break
+        assert lb.alive() and time.monotonic() < deadline, lb.log_tail()
+        time.sleep(0.005)
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        lb.popen.send_signal(sig)
+    writer = _feed_fifo(cfg, text)
+    lb.wait_listening()
+    writer.join(5)
+    assert request_once(lb.addr, "GET", "/").status == 200
+    # The SIGHUP from start-up now reloads: it reads the FIFO again.
+    writer = _feed_fifo(cfg, text)
+    log = wait_for_log(lb, "configuration reloaded: no change")
+    assert "SIGUSR2 ignored" in log
+    writer.join(5)
+    assert lb.alive()
+    assert request_once(lb.addr, "GET", "/").status == 200

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ekilibri::config::{self, Config, Server};
-use ekilibri::proxy::Reactor;
+use ekilibri::proxy::{Reactor, signals};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -36,7 +36,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Before anything slow: a SIGHUP or SIGUSR1 during start-up must not
+    // kill the process (it is acted on once the loop runs).
+    if let Err(e) = signals::defer_during_startup() {
+        eprintln!("ekilibri: cannot set up signal handling: {e}");
+        return ExitCode::from(1);
+    }
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return fail_usage(&e),
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     let mut cfg = if args.demo {
@@ -111,6 +120,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // Signals that arrived during start-up are delivered now, into the
+    // pipes; the worker threads started below keep them blocked, so they
+    // are all handled on this thread, whose handler writes to every pipe.
+    if let Err(e) = signals::release_deferred() {
+        eprintln!("ekilibri: cannot set up signal handling: {e}");
+        return ExitCode::from(1);
+    }
     let mut last = reactors.pop().expect("at least one worker");
     let threads: Vec<std::io::Result<std::thread::JoinHandle<()>>> = reactors
         .into_iter()
@@ -180,6 +196,26 @@ fn print_reload_diff(cfg: &Config) {
         }
         Err(e) => println!("(no running ekilibri answered on {admin}: {e})"),
     }
+}
+
+/// Command-line errors: help and version go to stdout with exit code 0;
+/// anything else is one line on stderr and exit code 2, like a bad
+/// configuration.
+fn fail_usage(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("ekilibri: {first} (see ekilibri --help)");
+    ExitCode::from(2)
 }
 
 /// Prints the one-line configuration error and returns exit code 2.

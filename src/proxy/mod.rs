@@ -13,6 +13,7 @@ pub mod io;
 pub mod listen;
 mod probe;
 mod reactor;
+mod reload;
 pub mod retry_budget;
 pub mod signals;
 

@@ -38,6 +38,8 @@ const LISTENER: Token = Token(1 << 62);
 const SIGNALS: Token = Token(1 << 61);
 /// Token of the admin listener.
 const ADMIN: Token = Token(1 << 60);
+/// Token of the waker that reports a configuration file read off the loop.
+const RELOADED: Token = Token(1 << 59);
 /// Largest admin request head read.
 const ADMIN_MAX_HEAD: usize = 8 * 1024;
 /// Timer key bit: the key is a backend index whose probe is due.
@@ -263,6 +265,8 @@ pub struct Reactor {
     metrics: crate::ops::Metrics,
     /// The file SIGHUP reloads.
     config_path: Option<std::path::PathBuf>,
+    /// Reads that file off the loop (created by the first reload).
+    loader: Option<super::reload::Loader>,
     /// `--listen` given on the command line wins over the file on reload.
     listen_override: Option<SocketAddr>,
     /// Seeds strategies built on reload.
@@ -354,6 +358,7 @@ impl Reactor {
             admin,
             metrics: crate::ops::Metrics::new(n_backends),
             config_path: None,
+            loader: None,
             listen_override: None,
             seed,
             draining: None,
@@ -394,9 +399,9 @@ impl Reactor {
         Ok(())
     }
 
-    /// Delivers SIGHUP, SIGTERM, SIGINT and SIGUSR1 into this loop through a
-    /// self-pipe: SIGTERM/SIGINT start a graceful shutdown (a second one
-    /// stops at once).
+    /// Delivers SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 and SIGUSR2 into
+    /// this loop through a self-pipe: SIGTERM, SIGINT and SIGQUIT start a
+    /// graceful shutdown (a second one stops at once).
     pub fn enable_signals(&mut self) -> io::Result<()> {
         let pipe = SignalPipe::new()?;
         self.poll.registry().register(
@@ -424,35 +429,66 @@ impl Reactor {
         self.listen_override = listen_override;
     }
 
-    /// SIGHUP: re-reads and validates the configuration file. On error the
-    /// running configuration stays and one line says why; on success new
-    /// backends, weights, strategy, timeouts, health settings and the
-    /// listen address apply without dropping a connection: a new listener
-    /// is bound before the old one closes, in-flight requests finish, and
-    /// removed backends take no new request and their connections drain.
+    /// SIGHUP: re-reads and validates the configuration file, on a helper
+    /// thread so that a slow resolver for host names in `servers` does not
+    /// stall traffic; the result is applied by a later turn of the loop
+    /// (`finish_reload`, on the loader's waker). A reload asked for while one is under
+    /// way reads the file once more after it.
     pub fn reload(&mut self) {
         let Some(path) = self.config_path.clone() else {
             warn!("SIGHUP: no configuration file to reload");
             return;
         };
-        let new = match crate::config::load(&path) {
-            Ok(c) => c,
-            Err(e) => {
-                self.metrics.on_reload(false);
-                error!("reload failed, keeping the running configuration: {e}");
-                return;
+        if self.loader.is_none() {
+            match super::reload::Loader::new(self.poll.registry(), RELOADED) {
+                Ok(l) => self.loader = Some(l),
+                Err(e) => return self.reload_failed(&format!("cannot start the reload: {e}")),
             }
+        }
+        if let Some(loader) = &mut self.loader
+            && let Err(e) = loader.request(path)
+        {
+            self.reload_failed(&format!("cannot start the reload: {e}"));
+        }
+    }
+
+    /// Whether a reload is reading the file (its result not yet applied).
+    pub fn reload_pending(&self) -> bool {
+        self.loader.as_ref().is_some_and(|l| l.busy())
+    }
+
+    /// Applies the file a reload read, if it has finished. On error the
+    /// running configuration stays and one line says why; on success new
+    /// backends, weights, strategy, timeouts, health settings and the
+    /// listen address apply without dropping a connection: a new listener
+    /// is bound before the old one closes, in-flight requests finish, and
+    /// removed backends take no new request and their connections drain.
+    fn finish_reload(&mut self) {
+        let Some(result) = self.loader.as_mut().and_then(|l| l.take()) else {
+            return;
         };
-        match self.apply(new) {
+        let applied = match result {
+            Ok(Ok(new)) => self.apply(new),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("cannot read the file: {e}")),
+        };
+        match applied {
             Ok(summary) => {
                 self.metrics.on_reload(true);
                 info!("configuration reloaded: {summary}");
             }
-            Err(e) => {
-                self.metrics.on_reload(false);
-                error!("reload failed, keeping the running configuration: {e}");
-            }
+            Err(e) => self.reload_failed(&e),
         }
+        if let Some(loader) = &mut self.loader
+            && let Err(e) = loader.resume()
+        {
+            self.reload_failed(&format!("cannot start the reload: {e}"));
+        }
+    }
+
+    fn reload_failed(&mut self, why: &str) {
+        self.metrics.on_reload(false);
+        error!("reload failed, keeping the running configuration: {why}");
     }
 
     /// Applies a validated configuration; returns what changed.
@@ -712,6 +748,10 @@ impl Reactor {
                 self.accept_admin();
                 continue;
             }
+            if token == RELOADED {
+                self.finish_reload();
+                continue;
+            }
             let key = token.0 & 0xFFFF_FFFF;
             let generation = (token.0 >> 32) as u32;
             let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -788,6 +828,9 @@ impl Reactor {
                     if let Some(a) = &mut self.access {
                         a.reopen();
                     }
+                }
+                Signal::Unsupported => {
+                    warn!("SIGUSR2 ignored: ekilibri has no binary upgrade; send SIGHUP to reload");
                 }
             }
         }

@@ -15,6 +15,55 @@ static PIPES: [AtomicI32; MAX_PIPES] = [const { AtomicI32::new(-1) }; MAX_PIPES]
 /// Serialises installation (not the handler, which only reads atomics).
 static INSTALL: Mutex<bool> = Mutex::new(false);
 
+/// Every signal with a handler.
+const HANDLED: [libc::c_int; 6] = [
+    libc::SIGHUP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Signals whose default action (ending the process) would be wrong at any
+/// time: they are held back during start-up, see [`defer_during_startup`].
+const DEFERRED: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
+
+/// Blocks SIGHUP, SIGUSR1 and SIGUSR2 in the calling thread (and the
+/// threads it starts from now on), so that one arriving before the handlers
+/// are installed, while the configuration is read and host names resolve,
+/// waits instead of killing the process. Call first thing in `main`, then
+/// [`release_deferred`] once every reactor has its [`SignalPipe`]: a signal
+/// that arrived meanwhile is delivered then. Stop signals are not held:
+/// during start-up there is nothing to drain.
+pub fn defer_during_startup() -> io::Result<()> {
+    set_mask(libc::SIG_BLOCK)
+}
+
+/// Unblocks what [`defer_during_startup`] blocked, in the calling thread;
+/// pending signals are delivered to the installed handlers at once.
+pub fn release_deferred() -> io::Result<()> {
+    set_mask(libc::SIG_UNBLOCK)
+}
+
+fn set_mask(how: libc::c_int) -> io::Result<()> {
+    // SAFETY: a sigset_t initialised by sigemptyset, filled by sigaddset
+    // and passed to pthread_sigmask with no old-set pointer.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        for sig in DEFERRED {
+            libc::sigaddset(&raw mut set, sig);
+        }
+        libc::pthread_sigmask(how, &raw const set, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
 /// A signal the reactor acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -25,6 +74,9 @@ pub enum Signal {
     Terminate,
     /// SIGUSR1: reopen log files.
     ReopenLogs,
+    /// SIGUSR2 (nginx's binary upgrade, HAProxy's master reload): ignored
+    /// with a warning rather than letting it kill the process.
+    Unsupported,
 }
 
 impl Signal {
@@ -33,6 +85,7 @@ impl Signal {
             libc::SIGHUP => Some(Signal::Reload),
             libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => Some(Signal::Terminate),
             libc::SIGUSR1 => Some(Signal::ReopenLogs),
+            libc::SIGUSR2 => Some(Signal::Unsupported),
             _ => None,
         }
     }
@@ -60,7 +113,7 @@ pub struct SignalPipe {
 
 impl SignalPipe {
     /// Creates a pipe for one reactor and installs the handlers (once per
-    /// process) for SIGHUP, SIGTERM, SIGINT, SIGQUIT and SIGUSR1.
+    /// process) for SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1 and SIGUSR2.
     pub fn new() -> io::Result<SignalPipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: pipe2(2) fills `fds` on success.
@@ -78,13 +131,7 @@ impl SignalPipe {
             })
             .ok_or_else(|| io::Error::other("too many signal pipes"))?;
         if !*installed {
-            for sig in [
-                libc::SIGHUP,
-                libc::SIGTERM,
-                libc::SIGINT,
-                libc::SIGQUIT,
-                libc::SIGUSR1,
-            ] {
+            for sig in HANDLED {
                 // SAFETY: a zeroed sigaction with a plain handler and an
                 // empty mask is valid; SA_RESTART keeps other syscalls going.
                 unsafe {
@@ -141,8 +188,12 @@ impl Drop for SignalPipe {
 mod tests {
     use super::*;
 
+    /// The handler writes to every pipe of the process: one test at a time.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
     #[test]
     fn a_raised_signal_reaches_every_pipe() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let a = SignalPipe::new().unwrap();
         let b = SignalPipe::new().unwrap();
         // SAFETY: raising a signal whose handler is installed.
@@ -152,5 +203,25 @@ mod tests {
         b.drain(|s| got.push(s));
         assert_eq!(got, [Signal::ReopenLogs, Signal::ReopenLogs]);
         a.drain(|_| panic!("drained twice"));
+    }
+
+    #[test]
+    fn a_deferred_signal_waits_for_release() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        // A thread of its own: the mask is per thread, and a signal raised
+        // with raise(3) is sent to the calling thread.
+        std::thread::spawn(|| {
+            let pipe = SignalPipe::new().unwrap();
+            defer_during_startup().unwrap();
+            // SAFETY: raising a signal whose handler is installed.
+            unsafe { libc::raise(libc::SIGUSR2) };
+            pipe.drain(|s| panic!("{s:?} delivered while deferred"));
+            release_deferred().unwrap();
+            let mut got = Vec::new();
+            pipe.drain(|s| got.push(s));
+            assert_eq!(got, [Signal::Unsupported]);
+        })
+        .join()
+        .unwrap();
     }
 }
