@@ -101,6 +101,38 @@ def test_check_shows_what_a_reload_would_change(backend_factory, ekilibri_factor
     assert "read_timeout:" in out.stdout and "-> 4321 ms" in out.stdout, out.stdout
 
 
+def test_check_does_not_take_another_http_server_for_ekilibri(tmp_path):
+    """Something else answering 200 on admin_listen is not a running
+    ekilibri: --check says so instead of printing its body as a diff."""
+    import socket
+    import subprocess
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    admin = f"127.0.0.1:{srv.getsockname()[1]}"
+
+    def answer():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            body = b"servers = evil\x1b[31m\n"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    path = tmp_path / "next.toml"
+    path.write_text(harness.config_text(["127.0.0.1:9001"], admin_listen=admin))
+    try:
+        out = subprocess.run([harness.ekilibri_bin(), "--check", "-f", str(path)], capture_output=True, text=True, timeout=10)
+    finally:
+        t.join(5)
+        srv.close()
+    assert out.returncode == 0, out.stderr
+    assert "not an ekilibri" in out.stdout, out.stdout
+    assert "evil" not in out.stdout and "\x1b" not in out.stdout, out.stdout
+
+
 def test_backend_removed_and_added_back_at_once_is_probed_at_the_normal_rate(scripted_backend_factory, ekilibri_factory):
     """Two reloads within one health_check_interval, the first removing a
     backend and the second adding it back: the backend must end up with one

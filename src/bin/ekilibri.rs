@@ -177,10 +177,26 @@ fn print_reload_diff(cfg: &Config) {
         s.write_all(b"GET /config HTTP/1.1\r\nHost: ekilibri\r\nConnection: close\r\n\r\n")?;
         let mut text = String::new();
         s.read_to_string(&mut text)?;
-        match text.split_once("\r\n\r\n") {
-            Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
-            _ => Err(std::io::Error::other("unexpected answer")),
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP answer"))?;
+        let server = format!(
+            "server: {}",
+            ekilibri::proxy::ADMIN_SERVER
+                .split('/')
+                .next()
+                .unwrap_or("")
+        );
+        if !head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with(&server))
+        {
+            return Err(std::io::Error::other("the server there is not an ekilibri"));
         }
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(std::io::Error::other("unexpected answer to GET /config"));
+        }
+        Ok(body.to_string())
     };
     match fetch() {
         Ok(running) => {
@@ -190,6 +206,16 @@ fn print_reload_diff(cfg: &Config) {
             } else {
                 println!("a reload would change (running ekilibri at {admin}):");
                 for c in changes {
+                    // The running side's values come from the network:
+                    // no raw control bytes to the terminal.
+                    let c: String = c
+                        .chars()
+                        .flat_map(|ch| {
+                            let esc = ch.is_control().then(|| ch.escape_default());
+                            let plain = (!ch.is_control()).then_some(ch);
+                            esc.into_iter().flatten().chain(plain)
+                        })
+                        .collect();
                     println!("  {c}");
                 }
             }

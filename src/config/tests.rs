@@ -473,6 +473,53 @@ fn access_log_keywords_in_another_case_are_refused() {
 }
 
 #[test]
+fn unbracketed_ipv6_backend_is_refused() {
+    let m = key_err("servers = [\"::1:8081\"]", "servers");
+    assert!(m.contains("brackets"), "{m}");
+    assert_eq!(
+        ok("servers = [\"[::1]:8081\"]").servers[0].addr,
+        addr("[::1]:8081")
+    );
+}
+
+#[test]
+fn empty_strings_for_off_are_refused() {
+    for key in ["admin_listen", "access_log"] {
+        for blank in ["", "  "] {
+            let m = key_err(&format!("{SERVERS}{key} = \"{blank}\""), key);
+            assert!(m.contains("\"off\""), "{m}");
+        }
+    }
+}
+
+#[test]
+fn admin_listen_must_differ_from_listen() {
+    let m = key_err(
+        &format!("{SERVERS}listen = \"127.0.0.1:7001\"\nadmin_listen = \"127.0.0.1:7001\""),
+        "admin_listen",
+    );
+    assert!(m.contains("127.0.0.1:7001"), "{m}");
+    // Port 0 on both means two ephemeral ports.
+    ok(&format!(
+        "{SERVERS}listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\""
+    ));
+}
+
+#[test]
+fn health_check_path_length_is_capped() {
+    let long = format!("/{}", "a".repeat(2047));
+    assert_eq!(
+        ok(&format!("{SERVERS}health_check_path = \"{long}\"")).health_check_path,
+        long
+    );
+    let m = key_err(
+        &format!("{SERVERS}health_check_path = \"{long}a\""),
+        "health_check_path",
+    );
+    assert!(m.contains("at most 2048"), "{m}");
+}
+
+#[test]
 fn backend_port_0_is_refused() {
     let m = key_err("servers = [\"127.0.0.1:0\"]", "servers");
     assert!(m.contains("port 0"), "{m}");

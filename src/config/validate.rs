@@ -67,6 +67,12 @@ const STRATEGIES: &[(&str, StrategyKind)] = &[
 ];
 
 /// Validates `raw`; `path` is only used in error messages.
+/// Longest `health_check_path`, in bytes.
+const MAX_HEALTH_CHECK_PATH: usize = 2048;
+
+/// The error for `""` where `"off"` is meant.
+const BLANK_OFF: &str = "empty; write \"off\" to turn it off";
+
 pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| ConfigError::key(path, key, reason);
 
@@ -126,11 +132,26 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         DEFAULT_MAX_CONNECTIONS,
     )?;
     let admin_listen = match raw.admin_listen.as_deref() {
-        None | Some("") | Some("off") => None,
+        None | Some("off") => None,
+        Some(blank) if blank.trim().is_empty() => {
+            return Err(err("admin_listen", BLANK_OFF.into()));
+        }
         Some(a) => Some(parse_listen(Some(a)).map_err(|r| err("admin_listen", r))?),
     };
+    if let Some(a) = admin_listen
+        && a == listen
+        && a.port() != 0
+    {
+        return Err(err(
+            "admin_listen",
+            format!("{a} is also `listen`; the admin listener needs an address of its own"),
+        ));
+    }
     let access_log = match raw.access_log.as_deref() {
-        None | Some("") | Some("off") => super::AccessLog::Off,
+        None | Some("off") => super::AccessLog::Off,
+        Some(blank) if blank.trim().is_empty() => {
+            return Err(err("access_log", BLANK_OFF.into()));
+        }
         Some("stdout") => super::AccessLog::Stdout,
         Some(word) if word.eq_ignore_ascii_case("off") || word.eq_ignore_ascii_case("stdout") => {
             // Almost surely meant as the keyword, not a file of that name.
@@ -269,6 +290,16 @@ fn server(entry: RawServer) -> Result<Server, String> {
     let RawServer { address, weight } = entry;
     let weight = in_range(weight, DEFAULT_WEIGHT, 1, MAX_WEIGHT, "")
         .map_err(|r| format!("weight of {address:?} {r}"))?;
+    // "::1:80" would resolve as host "::1", port 80, but it reads as well
+    // as the address ::1:80 without a port: brackets, as in a URL.
+    if let Some((host, _)) = address.rsplit_once(':')
+        && host.contains(':')
+        && !host.starts_with('[')
+    {
+        return Err(format!(
+            "invalid address {address:?}: an IPv6 address needs brackets, e.g. \"[::1]:8081\""
+        ));
+    }
     let mut addrs = address.to_socket_addrs().map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidInput {
             format!(
@@ -320,6 +351,14 @@ fn health_check_path(path: Option<String>) -> Result<String, String> {
     if !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "must not contain spaces, control or non-ASCII characters, got {path:?}"
+        ));
+    }
+    if path.len() > MAX_HEALTH_CHECK_PATH {
+        // Backends refuse long request lines (nginx: 8 KiB for the whole
+        // head), so every probe would fail and every backend go down.
+        return Err(format!(
+            "{} bytes long; at most {MAX_HEALTH_CHECK_PATH}",
+            path.len()
         ));
     }
     Ok(path)

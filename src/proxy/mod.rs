@@ -17,4 +17,4 @@ mod reload;
 pub mod retry_budget;
 pub mod signals;
 
-pub use reactor::{Reactor, ReactorError};
+pub use reactor::{ADMIN_SERVER, Reactor, ReactorError};

@@ -40,6 +40,9 @@ const SIGNALS: Token = Token(1 << 61);
 const ADMIN: Token = Token(1 << 60);
 /// Token of the waker that reports a configuration file read off the loop.
 const RELOADED: Token = Token(1 << 59);
+/// The admin listener's `Server` field, by which `ekilibri --check` knows
+/// it is talking to an ekilibri.
+pub const ADMIN_SERVER: &str = concat!("ekilibri/", env!("CARGO_PKG_VERSION"));
 /// Largest admin request head read.
 const ADMIN_MAX_HEAD: usize = 8 * 1024;
 /// Timer key bit: the key is a backend index whose probe is due.
@@ -954,7 +957,7 @@ impl Reactor {
             }
         };
         let mut out = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\nServer: {ADMIN_SERVER}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .into_bytes();
