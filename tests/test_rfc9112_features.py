@@ -276,6 +276,23 @@ def test_upgrade_to_websocket_becomes_a_byte_tunnel(scripted_backend_factory, ek
             assert got == msg, f"tunnel echo: sent {msg!r}, got {got!r}"
 
 
+def test_101_to_a_protocol_the_client_did_not_offer_is_a_502(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §7.8: a server MUST NOT switch to a protocol the client did
+    not name in Upgrade. The proxy does not tunnel such a switch."""
+
+    def script(bc):
+        if bc.read_request() is None:
+            return
+        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+        bc.recv_some(3.0)
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb, timeout=3) as c:
+        c.send(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 502, r
+
+
 def test_connect_is_refused(scripted_backend_factory, ekilibri_factory):
     lb, sb = start(scripted_backend_factory, ekilibri_factory)
     assert_rejected(lb, sb, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", (405, 501), close=False)

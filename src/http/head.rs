@@ -68,10 +68,60 @@ pub struct RequestHead {
     /// `Expect: 100-continue` was present.
     pub expect_continue: bool,
     /// The client asked to switch protocols (`Upgrade` named in
-    /// `Connection`); the offer is forwarded so the backend may accept it.
-    pub upgrade: bool,
+    /// `Connection`) to these; the offer is forwarded so the backend may
+    /// accept one of them.
+    pub upgrade: Option<Protocols>,
     /// Bytes of the head in the input, final CRLF included.
     pub len: usize,
+}
+
+/// The protocol names of an `Upgrade` value, kept without allocating as a
+/// 64-bit set of hashes (two bits per name, compared case-insensitively,
+/// versions ignored), to check that a `101` switches to a protocol the
+/// client offered (RFC 9110 §7.8). A hash collision can only let an
+/// unoffered protocol through, never refuse an offered one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protocols(u64);
+
+impl Protocols {
+    /// The names listed in an `Upgrade` value.
+    pub fn of(value: &[u8]) -> Protocols {
+        let mut bits = 0;
+        for name in Self::names(value) {
+            bits |= Self::bits(name);
+        }
+        Protocols(bits)
+    }
+
+    /// Every protocol an `Upgrade` value (of a `101`) names is one of
+    /// these; false for a value naming none.
+    pub fn offers_all(self, value: &[u8]) -> bool {
+        let mut any = false;
+        for name in Self::names(value) {
+            let b = Self::bits(name);
+            if self.0 & b != b {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
+    fn names(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+        value
+            .split(|&b| b == b',')
+            .map(|p| trim(p.split(|&b| b == b'/').next().unwrap_or(b"")))
+            .filter(|n| !n.is_empty())
+    }
+
+    fn bits(name: &[u8]) -> u64 {
+        // FNV-1a over the lower-cased name.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in name {
+            h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3);
+        }
+        (1 << (h & 63)) | (1 << ((h >> 6) & 63))
+    }
 }
 
 /// What the proxy keeps of a response head once it was rewritten.
@@ -982,7 +1032,7 @@ pub fn rewrite_request(
         framing,
         keep_alive,
         expect_continue: facts.expect_continue && version == Version::Http11,
-        upgrade,
+        upgrade: facts.upgrade.filter(|_| upgrade).map(Protocols::of),
         len,
     })
 }
@@ -1015,8 +1065,8 @@ pub struct RequestContext {
     pub client_version: Version,
     /// The client asked to keep the connection open.
     pub client_keep_alive: bool,
-    /// The request offered a protocol upgrade.
-    pub upgrade: bool,
+    /// The protocols the request offered to switch to, if any.
+    pub upgrade: Option<Protocols>,
     /// Part of the request body has not arrived yet. An error response
     /// (4xx, 5xx) then says `Connection: close`: the connection closes if
     /// the response ends first, and the client should stop sending
@@ -1076,9 +1126,14 @@ pub fn rewrite_response_if_complete(
     let interim = (100..200).contains(&status) && status != 101;
     let switching = status == 101;
     if switching
-        && !(ctx.upgrade && ctx.client_version == Version::Http11 && facts.upgrade.is_some())
+        && !(ctx.client_version == Version::Http11
+            && ctx
+                .upgrade
+                .zip(facts.upgrade)
+                .is_some_and(|(offered, chosen)| offered.offers_all(chosen)))
     {
-        // Only an upgrade the client offered may be accepted.
+        // Only an upgrade the client offered may be accepted, and only to
+        // a protocol it named (RFC 9110 §7.8).
         return Err(HeadError::Malformed("unexpected 101"));
     }
 

@@ -817,7 +817,7 @@ pub fn response(data: &[u8]) {
             Version::Http11
         },
         client_keep_alive: flags & 4 != 0,
-        upgrade: flags & 8 != 0,
+        upgrade: (flags & 8 != 0).then(|| super::head::Protocols::of(b"websocket, h2c")),
         body_pending: flags & 16 != 0,
     };
     let mut stream = Stream::new(cfg);

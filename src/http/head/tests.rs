@@ -26,14 +26,14 @@ const CTX11: RequestContext = RequestContext {
     head_request: false,
     client_version: Version::Http11,
     client_keep_alive: true,
-    upgrade: false,
+    upgrade: None,
     body_pending: false,
 };
 const CTX10: RequestContext = RequestContext {
     head_request: false,
     client_version: Version::Http10,
     client_keep_alive: false,
-    upgrade: false,
+    upgrade: None,
     body_pending: false,
 };
 
@@ -301,20 +301,20 @@ fn upgrade_is_offered_and_101_accepted_only_when_offered() {
     let (h, out) =
         req("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
             .unwrap();
-    assert!(h.upgrade);
+    assert_eq!(h.upgrade, Some(Protocols::of(b"websocket")));
     assert!(
         out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n"),
         "{out}"
     );
     let (h, out) = req("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").unwrap();
-    assert!(!h.upgrade);
+    assert_eq!(h.upgrade, None);
     assert!(!out.contains("pgrade"), "{out}");
 
     let raw =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
     assert!(resp(raw, CTX11).is_err());
     let ctx = RequestContext {
-        upgrade: true,
+        upgrade: Some(Protocols::of(b"h2c, WebSocket/13")),
         ..CTX11
     };
     let (h, out) = resp(raw, ctx).unwrap();
@@ -326,6 +326,17 @@ fn upgrade_is_offered_and_101_accepted_only_when_offered() {
         out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n\r\n"),
         "{out}"
     );
+    // RFC 9110 §7.8: only to a protocol the client named.
+    let only_h2c = RequestContext {
+        upgrade: Some(Protocols::of(b"h2c")),
+        ..CTX11
+    };
+    assert_eq!(
+        resp(raw, only_h2c).unwrap_err(),
+        HeadError::Malformed("unexpected 101")
+    );
+    let no_name = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ,\r\nConnection: Upgrade\r\n\r\n";
+    assert!(resp(no_name, ctx).is_err());
 }
 
 #[test]
