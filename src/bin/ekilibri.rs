@@ -180,13 +180,11 @@ fn print_reload_diff(cfg: &Config) {
         let (head, body) = text
             .split_once("\r\n\r\n")
             .ok_or_else(|| std::io::Error::other("no HTTP answer"))?;
-        let server = format!(
-            "server: {}",
-            ekilibri::proxy::ADMIN_SERVER
-                .split('/')
-                .next()
-                .unwrap_or("")
-        );
+        // `Server: ekilibri/VERSION`, whatever the version.
+        let (product, _) = ekilibri::proxy::ADMIN_SERVER
+            .split_once('/')
+            .unwrap_or_default();
+        let server = format!("server: {product}/");
         if !head
             .lines()
             .any(|l| l.to_ascii_lowercase().starts_with(&server))
@@ -208,15 +206,15 @@ fn print_reload_diff(cfg: &Config) {
                 for c in changes {
                     // The running side's values come from the network:
                     // no raw control bytes to the terminal.
-                    let c: String = c
-                        .chars()
-                        .flat_map(|ch| {
-                            let esc = ch.is_control().then(|| ch.escape_default());
-                            let plain = (!ch.is_control()).then_some(ch);
-                            esc.into_iter().flatten().chain(plain)
-                        })
-                        .collect();
-                    println!("  {c}");
+                    let mut line = String::with_capacity(c.len());
+                    for ch in c.chars() {
+                        if ch.is_control() {
+                            line.extend(ch.escape_default());
+                        } else {
+                            line.push(ch);
+                        }
+                    }
+                    println!("  {line}");
                 }
             }
         }

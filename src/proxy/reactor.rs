@@ -434,9 +434,9 @@ impl Reactor {
 
     /// SIGHUP: re-reads and validates the configuration file, on a helper
     /// thread so that a slow resolver for host names in `servers` does not
-    /// stall traffic; the result is applied by a later turn of the loop
-    /// (`finish_reload`, on the loader's waker). A reload asked for while one is under
-    /// way reads the file once more after it.
+    /// stall traffic; a later turn of the loop applies the result
+    /// (`finish_reload`, on the loader's waker). A reload asked for while
+    /// one is under way reads the file once more after it.
     pub fn reload(&mut self) {
         let Some(path) = self.config_path.clone() else {
             warn!("SIGHUP: no configuration file to reload");
