@@ -4,6 +4,8 @@ on (RFC 9110, RFC 9112). Each backend reply is scripted byte for byte."""
 
 from __future__ import annotations
 
+import time
+
 import harness
 import wire
 from rfc9112_support import assert_rejected, backend_requests, connect, get, reply_then_serve, start
@@ -225,3 +227,42 @@ def test_fragment_in_request_target_is_rejected(scripted_backend_factory, ekilib
     """RFC 9112 3.2: no request-target form has a fragment."""
     lb, sb = start(scripted_backend_factory, ekilibri_factory)
     assert_rejected(lb, sb, get("/a#frag"), [400])
+
+
+def test_interim_flood_to_a_client_that_does_not_read_is_held_back(scripted_backend_factory, ekilibri_factory):
+    """A backend sends thousands of 1xx responses (20 MiB) to a client that
+    is not reading yet. The proxy must apply backpressure, not buffer them:
+    its memory stays flat, other clients are served meanwhile, and when the
+    client reads it gets every interim response and then the final one."""
+    n, pad = 20_000, b"p" * 1000
+    interim = b"HTTP/1.1 102 Processing\r\nX-Pad: " + pad + b"\r\n\r\n"
+
+    def script(bc):
+        while True:
+            req = bc.read_request()
+            if req is None:
+                return
+            if req.target == "/flood":
+                for _ in range(n):
+                    bc.send(interim)
+            bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, script, read_timeout=30_000)
+    hwm_before = lb.vm_hwm_bytes()
+    with connect(lb, timeout=30) as flood:
+        flood.send(get("/flood"))
+        time.sleep(0.5)  # the backend fills every buffer on the way
+        for i in range(3):
+            with connect(lb, timeout=5) as other:
+                other.send(get(f"/other{i}"))
+                r = other.read_response()
+                assert r.status == 200 and r.body == b"ok", r
+        grown = lb.vm_hwm_bytes() - hwm_before
+        assert grown < 8 << 20, f"the proxy buffered the interim responses: peak RSS grew by {grown >> 20} MiB"
+        seen = 0
+        while True:
+            r = flood.read_response(skip_interim=False)
+            if r.status != 102:
+                break
+            seen += 1
+    assert (seen, r.status, r.body) == (n, 200, b"ok")

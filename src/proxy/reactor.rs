@@ -2014,6 +2014,10 @@ impl Reactor {
                 if matches!(ex.resp, ResponsePhase::Done(_))
                     || c.outbuf.is_full()
                     || b.inbuf.is_full()
+                    // A head waiting for the client to take what is before it.
+                    || (matches!(ex.resp, ResponsePhase::Head(_))
+                        && !b.inbuf.is_empty()
+                        && !c.outbuf.is_empty())
                 {
                     return None;
                 }
@@ -2271,7 +2275,12 @@ fn relay_response(
     loop {
         match &mut ex.resp {
             ResponsePhase::Head(scan) => {
-                if b.inbuf.is_empty() {
+                // One head at a time: the next (after a 1xx, or after the
+                // previous response) waits until the client has taken the
+                // bytes before it, so that a flood of interim responses to
+                // a client that does not read stays in the socket buffers
+                // (backpressure) instead of growing the client's buffer.
+                if b.inbuf.is_empty() || !client_out.is_empty() {
                     return Ok(progress);
                 }
                 let ctx = RequestContext {
