@@ -45,3 +45,48 @@ def test_hundred_concurrent_clients(three_backends):
     # Round robin: no backend is left idle or takes most of the load.
     for name in names:
         assert total[name] >= CLIENTS * REQUESTS_PER_CLIENT // 6, f"uneven spread: {dict(total)}"
+
+
+def test_out_of_descriptors_does_not_take_healthy_backends_out(backend_factory, started_procs, tmp_path):
+    """With `ulimit -n 64` and more idle clients than descriptors, ekilibri
+    must keep descriptors for backend connections and probes, and must not
+    blame the backends for its own shortage: once the clients leave, the
+    next request is served (no 'out of rotation', no 502)."""
+    import shutil
+    import socket
+    import time
+
+    import harness
+    import pytest
+    from rawhttp import request_once
+
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    b1, b2 = backend_factory(2)
+    cfg = tmp_path / "fd.toml"
+    cfg.write_text(
+        harness.config_text(
+            [harness.server_entry(b) for b in (b1, b2)], health_check_interval=200, max_fails=2, fail_window=10
+        )
+    )
+    lb = harness.spawn("ekilibri", ["prlimit", "--nofile=64:64", harness.ekilibri_bin(), "-f", cfg], tmp_path)
+    started_procs.append(lb)
+    lb.wait_listening()
+    assert request_once(lb.addr, "GET", "/").status == 200
+    host, port = lb.addr.rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(100)]
+    try:
+        # Several probe rounds (every 200 ms) while the process is at its
+        # limit, the clients it could not take waiting in the backlog.
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lb.alive()
+    finally:
+        for s in idle:
+            s.close()
+    r = request_once(lb.addr, "GET", "/", timeout=10)
+    assert r.status == 200, r
+    log = lb.log()
+    assert "out of rotation" not in log, log[-3000:]
+    assert "panicked" not in log

@@ -71,6 +71,29 @@ fn main() -> ExitCode {
     let servers = cfg.servers.clone();
     let strategy = cfg.strategy;
     let workers = cfg.workers;
+    let fd_limit = match ekilibri::proxy::fds::raise_nofile_limit() {
+        Ok(limit) => limit,
+        Err(e) => {
+            log::warn!("cannot read the descriptor limit: {e}");
+            usize::MAX
+        }
+    };
+    if cfg
+        .max_connections
+        .saturating_mul(workers)
+        .saturating_mul(2)
+        > fd_limit
+    {
+        log::warn!(
+            "max_connections = {} with {workers} worker(s) may need up to {} descriptors (a client and \
+             a backend connection each), but the limit is {fd_limit} (ulimit -n / LimitNOFILE): \
+             new clients will wait when descriptors run short",
+            cfg.max_connections,
+            cfg.max_connections
+                .saturating_mul(workers)
+                .saturating_mul(2)
+        );
+    }
     let mut reactors = Vec::with_capacity(workers);
     for _ in 0..workers {
         // Every worker binds the address the first one got (port 0 resolved).
@@ -80,7 +103,10 @@ fn main() -> ExitCode {
             worker_cfg.admin_listen = Reactor::admin_addr(first);
         }
         match Reactor::new(worker_cfg) {
-            Ok(r) => reactors.push(r),
+            Ok(mut r) => {
+                r.set_descriptor_budget(fd_limit / workers);
+                reactors.push(r);
+            }
             Err(e) => {
                 eprintln!("ekilibri: {e}");
                 return ExitCode::from(1);

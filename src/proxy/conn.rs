@@ -41,6 +41,10 @@ pub(super) enum ProxyError {
     BadRequestBody,
     /// The client stalled in the middle of its request body.
     ClientTimeout,
+    /// No backend connection could be opened for a reason of this host's
+    /// (out of file descriptors, memory or local ports): 503, and the
+    /// backend is not blamed.
+    NoResources,
 }
 
 impl ProxyError {
@@ -51,6 +55,7 @@ impl ProxyError {
             | ProxyError::ReadTimeout => 504,
             ProxyError::BadRequestBody => 400,
             ProxyError::ClientTimeout => 408,
+            ProxyError::NoResources => 503,
             _ => 502,
         }
     }
@@ -68,6 +73,9 @@ impl ProxyError {
             }
             ProxyError::BadRequestBody => "invalid request body",
             ProxyError::ClientTimeout => "client stalled in its request body",
+            ProxyError::NoResources => {
+                "cannot open a backend connection: this host is out of descriptors, memory or ports"
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod conn;
+pub mod fds;
 pub mod health;
 pub mod io;
 pub mod listen;

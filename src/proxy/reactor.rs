@@ -258,6 +258,11 @@ pub struct Reactor {
     clients: usize,
     accept_paused: bool,
     accept_pending: bool,
+    /// This worker's share of the process's descriptor limit.
+    fd_budget: usize,
+    /// When accepting last stopped because connections came near
+    /// `fd_budget` (logged at most once a minute).
+    fd_warned: Option<Tick>,
     /// Signals delivered into the loop (when enabled).
     signals: Option<SignalPipe>,
     /// The access log, when configured.
@@ -356,6 +361,8 @@ impl Reactor {
             clients: 0,
             accept_paused: false,
             accept_pending: false,
+            fd_budget: usize::MAX,
+            fd_warned: None,
             signals: None,
             access,
             admin,
@@ -414,6 +421,42 @@ impl Reactor {
         )?;
         self.signals = Some(pipe);
         Ok(())
+    }
+
+    /// This worker's share of the process's file descriptor limit: it stops
+    /// accepting while its connections come within a reserve of it (kept
+    /// for its clients' backend connections and its probes), instead of
+    /// running out. Unlimited unless set.
+    pub fn set_descriptor_budget(&mut self, budget: usize) {
+        self.fd_budget = budget;
+    }
+
+    /// Whether another client may be accepted: below `max_connections` and
+    /// clear of the descriptor reserve.
+    fn can_accept(&mut self) -> bool {
+        if self.clients >= self.cfg.max_connections {
+            return false;
+        }
+        let reserve = super::fds::reserve(
+            self.fd_budget,
+            self.backends.len(),
+            usize::from(MAX_PROBES_IN_FLIGHT),
+        );
+        let limited = self.conns.len().saturating_add(reserve) >= self.fd_budget;
+        if limited
+            && self
+                .fd_warned
+                .is_none_or(|t| self.now >= t.after(Duration::from_secs(60)))
+        {
+            self.fd_warned = Some(self.now);
+            warn!(
+                "{} connections open, near this worker's share ({}) of the descriptor limit: \
+                 new clients wait until some close (raise ulimit -n / LimitNOFILE)",
+                self.conns.len(),
+                self.fd_budget
+            );
+        }
+        !limited
     }
 
     /// The address the admin listener is bound to, if any.
@@ -1036,7 +1079,7 @@ impl Reactor {
     // ------------------------------------------------------------ accept
 
     fn accept(&mut self) {
-        while self.clients < self.cfg.max_connections {
+        while self.can_accept() {
             let Some(listener) = &self.listener else {
                 self.accept_pending = false;
                 return;
@@ -1438,8 +1481,8 @@ impl Reactor {
         let mut head = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
         let attached = self.attach(ck, backend, &mut head, true, false);
         self.scratch = head;
-        if let Err(kind) = attached {
-            self.fail_exchange(ck, ProxyError::Connect(kind));
+        if let Err(e) = attached {
+            self.fail_exchange(ck, e);
         }
     }
 
@@ -1453,7 +1496,7 @@ impl Reactor {
         out: &mut Buf,
         pooled: bool,
         swap: bool,
-    ) -> Result<(), FailureKind> {
+    ) -> Result<(), ProxyError> {
         let bk = self.acquire(backend, ck, pooled)?;
         let Some((Entry::Client(c), Entry::Backend(b))) = self.conns.get2_mut(ck, bk) else {
             return Ok(());
@@ -1477,7 +1520,7 @@ impl Reactor {
         backend: BackendId,
         ck: usize,
         pooled: bool,
-    ) -> Result<usize, FailureKind> {
+    ) -> Result<usize, ProxyError> {
         while pooled && let Some(bk) = self.backends[backend].pool.pop() {
             if let Some(Entry::Backend(b)) = self.conns.get_mut(bk)
                 && b.generation != 0
@@ -1496,18 +1539,21 @@ impl Reactor {
             }
         }
         let addr = self.backends[backend].addr;
-        let mut sock = match TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("backend {addr}: connect: {e}");
-                return Err(FailureKind::ConnectRefused);
+        // A failure of this host's (no descriptor, memory or local port) is
+        // not the backend's: no failure is recorded against it.
+        let failed = |what: &str, e: io::Error| {
+            warn!("backend {addr}: {what}: {e}");
+            if is_local_shortage(&e) {
+                ProxyError::NoResources
+            } else {
+                ProxyError::Connect(FailureKind::ConnectRefused)
             }
         };
+        let mut sock = TcpStream::connect(addr).map_err(|e| failed("connect", e))?;
         let _ = sock.set_nodelay(true);
-        let (bk, generation) = self.register(&mut sock).map_err(|e| {
-            warn!("backend {addr}: register: {e}");
-            FailureKind::ConnectRefused
-        })?;
+        let (bk, generation) = self
+            .register(&mut sock)
+            .map_err(|e| failed("register", e))?;
         let (inbuf, outbuf, now) = (self.bufs.take(), self.bufs.take(), self.now);
         self.insert_at(
             bk,
@@ -1692,7 +1738,8 @@ impl Reactor {
             self.close_entry(bk);
         }
         match err {
-            ProxyError::Connect(_) => {}
+            // Logged where the connection was attempted.
+            ProxyError::Connect(_) | ProxyError::NoResources => {}
             ProxyError::BadRequestBody => {
                 self.metrics
                     .on_parse_error(crate::ops::ParseErrorKind::BadBody);
@@ -1790,13 +1837,10 @@ impl Reactor {
         } else {
             self.bufs.reclaim(&mut out);
         }
-        match attached {
-            Ok(()) => true,
-            Err(kind) => {
-                self.fail_exchange(ck, ProxyError::Connect(kind));
-                true
-            }
+        if let Err(e) = attached {
+            self.fail_exchange(ck, e);
         }
+        true
     }
 
     /// Answers a rejected request head and closes after it.
@@ -1851,12 +1895,16 @@ impl Reactor {
             return;
         }
         let addr = self.backends[backend].addr;
-        let mut sock = match TcpStream::connect(addr) {
-            Ok(s) => s,
+        let opened = TcpStream::connect(addr)
+            .and_then(|mut sock| self.register(&mut sock).map(|k| (sock, k)));
+        let (sock, (key, generation)) = match opened {
+            Ok(o) => o,
+            // This host's shortage says nothing of the backend: no verdict.
+            Err(e) if is_local_shortage(&e) => {
+                warn!("backend {addr}: health check skipped: {e}");
+                return;
+            }
             Err(_) => return self.probe_result(backend, Err(FailureKind::ConnectRefused)),
-        };
-        let Ok((key, generation)) = self.register(&mut sock) else {
-            return self.probe_result(backend, Err(FailureKind::ConnectRefused));
         };
         let out = probe::request(&self.cfg.health_check_path, addr);
         let since = self.now;
@@ -2223,7 +2271,7 @@ impl Reactor {
             self.bufs.reclaim(&mut inbuf);
             self.bufs.reclaim(&mut outbuf);
         }
-        if self.accept_pending && !self.accept_paused && self.clients < self.cfg.max_connections {
+        if self.accept_pending && !self.accept_paused && self.can_accept() {
             self.accept();
         }
     }
@@ -2448,7 +2496,17 @@ fn connect_result(sock: &TcpStream) -> io::Result<bool> {
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc_emfile) if libc_emfile == 24 || libc_emfile == 23)
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// An error opening a socket that says this host is short of something
+/// (descriptors, kernel memory, local ports), not that the peer failed.
+fn is_local_shortage(e: &io::Error) -> bool {
+    is_fd_exhaustion(e)
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL | libc::ENOSPC)
+        )
 }
 
 fn log_transition(b: &Backend, t: Transition, now: Tick) {
