@@ -116,3 +116,36 @@ def test_backend_closing_pooled_connections_causes_no_client_errors(raw_backend_
     # proxy had to open new ones.
     assert rb.closed_by_backend >= n // 2, f"backend closed only {rb.closed_by_backend} connections"
     assert rb.connections >= n // 2, f"proxy opened only {rb.connections} backend connections"
+
+
+def test_requests_on_pooled_connections_closed_in_the_race_are_retried_even_with_no_budget(
+    scripted_backend_factory, ekilibri_factory
+):
+    """The backend reads a request that arrives on a reused connection and
+    closes without answering (the idle-close race, made certain). That says
+    nothing about the backend's health, so the GET is retried on a fresh
+    connection even with the retry budget at zero."""
+    from harness import ok_response
+
+    def script(bc):
+        first = True
+        while True:
+            req = bc.read_request()
+            if req is None:
+                return
+            if not first:
+                bc.close()
+                return
+            first = False
+            body = f"got {req.target}".encode()
+            bc.send(ok_response(body))
+
+    sb = scripted_backend_factory("racer", script)
+    lb = ekilibri_factory([sb], retry_budget_percent=0, retry_budget_min_per_sec=0, max_fails=1_000_000)
+    with HttpConnection(lb.addr) as c:
+        for i in range(8):
+            r = c.get(f"/r{i}")
+            assert r.status == 200 and r.body == f"got /r{i}".encode(), f"request {i + 1}: {r!r}"
+    # The race really happened: requests reached a reused connection first.
+    reused = sum(1 for raw in sb.raw_by_conn() if raw.count(b"GET /r") >= 2)
+    assert reused >= 4, f"only {reused} connections got a second request"

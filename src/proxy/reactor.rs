@@ -1780,7 +1780,10 @@ impl Reactor {
             None if carry == Carry::Head && tried.len() == 1 => tried.last(),
             None => return false,
         };
-        if !self.budget.try_retry(self.now) {
+        // A pooled connection found closed is the keep-alive race, not a
+        // sign of a failing backend: retrying it costs the budget nothing
+        // (it is still bounded by `retries`).
+        if carry != Carry::Head && !self.budget.try_retry(self.now) {
             debug!("retry budget exhausted");
             return false;
         }
