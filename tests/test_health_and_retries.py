@@ -378,6 +378,27 @@ def test_post_that_reached_a_backend_is_not_retried(backend_factory, ekilibri_fa
     assert dropped >= 2 and served >= 2, f"round robin over 2 backends: {dropped} dropped, {served} served"
 
 
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_get_that_got_no_response_is_sent_to_another_backend(
+    backend_factory, ekilibri_factory, raw_backend_factory, how
+):
+    """A backend accepts, reads a GET, and closes (or resets) without a
+    byte of response. A bodiless idempotent request may be repeated (RFC
+    9110 §9.2.2): the client gets the other backend's answer, as with
+    nginx's default proxy_next_upstream, and each such close counts as a
+    failure of the backend, so it leaves rotation after max_fails."""
+    (b1,) = backend_factory(1)
+    rb = raw_backend_factory("dropper", drop_after_request=how)
+    lb = ekilibri_factory([rb, b1], max_fails=3, fail_window=60, health_check_interval=60_000)
+    for i in range(8):
+        r = request_once(lb.addr, "GET", f"/?n={i}")
+        assert r.status == 200 and r.header("X-Backend") == "b1", f"GET {i + 1}: {r!r}"
+    dropped = sum(1 for i in range(8) if rb.requests_for(f"/?n={i}"))
+    assert dropped == 3, f"the dropping backend got {dropped} GETs; max_fails = 3 should have taken it out after 3"
+    log = lb.log()
+    assert "closed without a response" in log and "out of rotation" in log, log[-2000:]
+
+
 def test_post_to_refusing_backend_is_retried_elsewhere(backend_factory, ekilibri_factory):
     b1, b2 = backend_factory(2)
     lb = ekilibri_factory([b1, b2], max_fails=1_000_000, health_check_interval=60_000, retry_budget_percent=100)

@@ -71,13 +71,14 @@ pub fn status_class(status: u16) -> usize {
 }
 
 /// Every [`FailureKind`], in label order.
-pub const FAILURE_KINDS: [FailureKind; 6] = [
+pub const FAILURE_KINDS: [FailureKind; 7] = [
     FailureKind::ConnectRefused,
     FailureKind::ConnectTimeout,
     FailureKind::WriteTimeout,
     FailureKind::ReadTimeout,
     FailureKind::BadStatus,
     FailureKind::Reset,
+    FailureKind::NoResponse,
 ];
 
 /// The metric label of a [`FailureKind`] (`connect_refused`, ...).
@@ -89,6 +90,7 @@ pub fn failure_label(kind: FailureKind) -> &'static str {
         FailureKind::ReadTimeout => "read_timeout",
         FailureKind::BadStatus => "bad_status",
         FailureKind::Reset => "reset",
+        FailureKind::NoResponse => "no_response",
     }
 }
 
@@ -100,6 +102,7 @@ fn failure_index(kind: FailureKind) -> usize {
         FailureKind::ReadTimeout => 3,
         FailureKind::BadStatus => 4,
         FailureKind::Reset => 5,
+        FailureKind::NoResponse => 6,
     }
 }
 
@@ -690,7 +693,8 @@ mod tests {
                 "write_timeout",
                 "read_timeout",
                 "bad_status",
-                "reset"
+                "reset",
+                "no_response"
             ]
         );
         for (i, &k) in FAILURE_KINDS.iter().enumerate() {

@@ -28,6 +28,9 @@ pub enum FailureKind {
     BadStatus,
     /// The probe connection failed after it was established.
     Reset,
+    /// A proxied request's new connection was closed or reset before any
+    /// byte of a response.
+    NoResponse,
 }
 
 impl FailureKind {
@@ -40,6 +43,7 @@ impl FailureKind {
             FailureKind::ReadTimeout => "read timeout",
             FailureKind::BadStatus => "health check answered other than 200",
             FailureKind::Reset => "connection reset",
+            FailureKind::NoResponse => "closed without a response",
         }
     }
 }

@@ -184,8 +184,12 @@ enum Carry {
     /// any body bytes) was never written and moves over as it is.
     Unsent,
     /// A pooled connection died before answering a bodiless request: the
-    /// head is rewritten from the client buffer.
+    /// head is rewritten from the client buffer. (The keep-alive race: it
+    /// costs no retry budget, and may go to the same backend.)
     Head,
+    /// A new connection was closed before answering a bodiless idempotent
+    /// request: the head is rewritten for another backend.
+    Resend,
 }
 
 /// What one round of work on a client connection ended with.
@@ -205,6 +209,8 @@ enum Step {
     Done,
     /// The pooled connection was dead: send the request again.
     Retry,
+    /// A new backend connection closed before any response byte.
+    NoResponse,
     /// Close the client connection now.
     Close,
 }
@@ -1166,6 +1172,7 @@ impl Reactor {
                         self.fail_exchange(ck, ProxyError::UpstreamClosed);
                     }
                 }
+                Step::NoResponse => self.no_response(ck),
                 Step::Close => {
                     self.close_client(ck);
                     return;
@@ -1754,9 +1761,29 @@ impl Reactor {
         }
     }
 
+    /// A new backend connection was closed or reset before any byte of a
+    /// response: a failure of the backend (passive health, as nginx counts
+    /// it). A bodiless idempotent request is sent to another backend
+    /// (RFC 9110 §9.2.2); anything else gets a 502.
+    fn no_response(&mut self, ck: usize) {
+        let Some(Entry::Client(ClientConn { ex: Some(ex), .. })) = self.conns.get(ck) else {
+            return;
+        };
+        let (backend, resend) = (
+            ex.backend,
+            ex.head_held > 0 && ex.req.method.is_idempotent(),
+        );
+        self.record_failure(backend, FailureKind::NoResponse);
+        if !(resend && self.retry(ck, Carry::Resend)) {
+            self.fail_exchange(ck, ProxyError::UpstreamClosed);
+        }
+    }
+
     /// Sends the request of `ck` again, on a backend not tried yet, when it
-    /// provably never reached the one it was sent to, within the retry
-    /// limit and budget. Returns whether a retry is under way.
+    /// provably never reached the one it was sent to, or when it is
+    /// bodiless and idempotent and got no response at all (`Resend`),
+    /// within the retry limit and budget. Returns whether a retry is under
+    /// way.
     fn retry(&mut self, ck: usize, carry: Carry) -> bool {
         let (tried, head_held) = match self.conns.get(ck) {
             Some(Entry::Client(ClientConn { ex: Some(ex), .. })) if !ex.resp_started => {
@@ -1808,7 +1835,7 @@ impl Reactor {
             },
             _ => Buf::with_capacity(0),
         };
-        if carry == Carry::Head || old.is_none() {
+        if carry != Carry::Unsent || old.is_none() {
             let Some(Entry::Client(c)) = self.conns.get(ck) else {
                 return false;
             };
@@ -1831,7 +1858,7 @@ impl Reactor {
             "retrying on backend {} after backend {}",
             self.backends[next].addr, self.backends[old_backend].addr
         );
-        let pooled = carry == Carry::Unsent;
+        let pooled = carry != Carry::Head;
         let swap = carry == Carry::Unsent && old.is_some();
         let attached = self.attach(ck, next, &mut out, pooled, swap);
         out.clear();
@@ -2458,11 +2485,16 @@ fn relay_tunnel(
     progress
 }
 
-/// The backend connection broke before any response byte. A pooled
-/// connection that the backend had closed gets one retry for a bodiless
-/// idempotent request; anything else is a 502.
+/// The backend connection broke. Before any response byte: a pooled
+/// connection that the backend had closed (the keep-alive race) gets a
+/// retry for a bodiless idempotent request; a new one is the backend's
+/// failure ([`Step::NoResponse`]). Anything else is a 502.
 fn upstream_broken(ex: &Exchange, b: &BackendConn) -> Step {
-    if b.reused && ex.head_held > 0 && !b.got_bytes && ex.req.method.is_idempotent() {
+    if b.got_bytes {
+        Step::Fail(ProxyError::UpstreamClosed)
+    } else if !b.reused {
+        Step::NoResponse
+    } else if ex.head_held > 0 && ex.req.method.is_idempotent() {
         Step::Retry
     } else {
         Step::Fail(ProxyError::UpstreamClosed)
