@@ -70,6 +70,8 @@ CL_CASES = [
     case("cl-space-before-colon", (H + "Content-Length : 5\r\n\r\n").encode() + b"hello" + SMUGGLED),
     case("cl-overflow-2pow64", (H + "Content-Length: 18446744073709551616\r\n\r\n").encode() + b"hello" + SMUGGLED),
     case("cl-overflow-long", (H + "Content-Length: " + "9" * 40 + "\r\n\r\n").encode() + b"hello" + SMUGGLED),
+    # Fits a u64 but not an i64, as many backends hold lengths.
+    case("cl-above-i64-max", (H + "Content-Length: 9223372036854775808\r\n\r\n").encode() + b"hello" + SMUGGLED),
 ]
 
 CHUNK = H + "Transfer-Encoding: chunked\r\n\r\n"
@@ -81,6 +83,7 @@ CHUNKED_CASES = [
     case("size-not-hex", CHUNK.encode() + b"g\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-empty", CHUNK.encode() + b"\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-overflow", CHUNK.encode() + b"10000000000000005\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    case("size-above-i64-max", CHUNK.encode() + b"8000000000000000\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-shorter-than-data", CHUNK.encode() + b"3\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-longer-than-data", CHUNK.encode() + b"7\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("no-crlf-after-data", CHUNK.encode() + b"5\r\nhello0\r\n\r\n" + SMUGGLED),
@@ -129,6 +132,9 @@ HEAD_CASES = [
     case("host-twice-differing", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + SMUGGLED),
     case("host-twice-same", b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n" + SMUGGLED),
     case("version-missing", b"GET /\r\nHost: x\r\n\r\n" + SMUGGLED, (400, 505)),
+    # HTTP/0.9: the line alone, no head end ever comes: 400 at once, not
+    # 408 when client_header_timeout ends.
+    case("http09-request-line", b"GET /x\r\n", (400,)),
     case("version-2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
     case("version-3.0", b"GET / HTTP/3.0\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
     case("version-0.9", b"GET / HTTP/0.9\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
@@ -229,20 +235,22 @@ def test_valid_framing_variants_are_forwarded_once_and_well_framed(scripted_back
     assert reqs[0].chunk_exts == [], f"chunk extensions are per hop and are not forwarded: {reqs[0]!r}"
 
 
-def test_other_codings_before_chunked_are_forwarded_intact(scripted_backend_factory, ekilibri_factory):
-    """`gzip, chunked`: the final coding is chunked, so the request is valid;
-    ekilibri re-frames the chunked layer but must keep the gzip coding
-    (dropping it hands the backend gzip bytes labelled as plain)."""
+@pytest.mark.parametrize("te", ["gzip, chunked", "identity, chunked", "deflate,chunked"])
+def test_other_codings_before_chunked_get_501(scripted_backend_factory, ekilibri_factory, te):
+    """A coding before chunked in a request: 501, as nginx answers (RFC 9112
+    §6.1: a server SHOULD answer 501 to a coding it does not understand).
+    Forwarded, it would reach backends that frame only an exact `chunked`
+    and read the body as the next request. The connection closes, since the
+    body cannot be skipped reliably, and nothing reaches the backend."""
     lb, sb = start(scripted_backend_factory, ekilibri_factory)
     gz = bytes.fromhex("1f8b0800000000000003cb48cdc9c9070086a6103605000000")  # gzip("hello")
     with connect(lb) as c:
-        c.send((H + "Transfer-Encoding: gzip, chunked\r\n\r\n").encode() + b"%x\r\n" % len(gz) + gz + b"\r\n0\r\n\r\n")
+        c.send((H + f"Transfer-Encoding: {te}\r\n\r\n").encode() + b"%x\r\n" % len(gz) + gz + b"\r\n0\r\n\r\n" + SMUGGLED)
         r = c.read_response("POST")
-        assert r.status == 200, r
-    reqs = backend_requests(sb)
-    assert len(reqs) == 1, reqs
-    assert [t.lower() for t in reqs[0].list_values("transfer-encoding")] == ["gzip", "chunked"], reqs[0]
-    assert reqs[0].body == gz
+        assert r.status == 501, r
+        assert c.wait_closed(3.0), "connection kept open after refusing the framing"
+    sync(lb)
+    assert backend_requests(sb) == []
 
 
 def test_unknown_coding_before_chunked_is_rejected_or_kept(scripted_backend_factory, ekilibri_factory):
@@ -277,6 +285,27 @@ def test_request_trailers_are_forwarded_without_framing_fields(scripted_backend_
     names = {k.lower(): v for k, v in reqs[0].trailers}
     assert names.get("x-checksum") == "abc123", f"trailer not forwarded: {reqs[0]!r}"
     assert "content-length" not in names, f"a framing field was forwarded as a trailer: {reqs[0]!r}"
+
+
+def test_underscore_spellings_of_framing_fields_are_not_forwarded(scripted_backend_factory, ekilibri_factory):
+    """`Transfer_Encoding` next to `Content-Length` is a CL.TE smuggle for a
+    backend that reads `_` as `-` (CGI, WSGI, Rack): dropped, in the head
+    and in trailers, as nginx does."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    smuggle = b"0\r\n\r\n" + SMUGGLED
+    with connect(lb) as c:
+        c.send((H + f"Content-Length: {len(smuggle)}\r\nTransfer_Encoding: chunked\r\n\r\n").encode() + smuggle)
+        r = c.read_response("POST")
+        assert r.status == 200, r
+        c.send(
+            (H + "Transfer-Encoding: chunked\r\n\r\n").encode()
+            + b"5\r\nhello\r\n0\r\nContent_Length: 99\r\nX-Sum: 1\r\n\r\n"
+        )
+        assert c.read_response("POST").status == 200
+    reqs = backend_requests(sb)
+    assert len(reqs) == 2 and reqs[0].body == smuggle, reqs
+    assert not any("_" in k for k, _ in reqs[0].headers), reqs[0]
+    assert [k.lower() for k, _ in reqs[1].trailers] == ["x-sum"], reqs[1]
 
 
 # ---------------------------------------------------------------- responses

@@ -218,7 +218,12 @@ fn trailer_forwardable(name: &[u8]) -> bool {
         b"content-type",
         b"content-range",
     ];
-    !name.is_empty() && !PROHIBITED.iter().any(|p| name.eq_ignore_ascii_case(p))
+    // Underscore spellings (`Content_Length`) too: see
+    // `aliases_with_underscores`.
+    !name.is_empty()
+        && !PROHIBITED
+            .iter()
+            .any(|p| name.eq_ignore_ascii_case(p) || super::aliases_with_underscores(name, p))
 }
 
 fn write_data(out: OutCoding, data: &[u8], dst: &mut Buf) {
@@ -297,7 +302,8 @@ mod tests {
 
     #[test]
     fn safe_trailers_are_forwarded() {
-        let body = b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\nContent-Length: 9\r\nHost: evil\r\n\r\n";
+        let body = b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\nContent-Length: 9\r\nHost: evil\r\n\
+                     Content_Length: 9\r\nTRANSFER_encoding: chunked\r\n\r\n";
         let (got, relay, _) = run(Framing::Chunked, OutCoding::Chunked, body, 256, false);
         assert!(relay.is_done());
         assert_eq!(got, b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\n\r\n");

@@ -343,7 +343,9 @@ impl ChunkedDecoder {
             },
             State::Size => {
                 if let Some(v) = hex_value(b) {
-                    if self.digits >= MAX_SIZE_DIGITS {
+                    // At most 16 digits, and a size that fits an i64: a
+                    // next hop may well hold it signed.
+                    if self.digits >= MAX_SIZE_DIGITS || self.size >= 1 << 59 {
                         return Err(ChunkedError::SizeOverflow);
                     }
                     self.digits += 1;
@@ -726,9 +728,9 @@ mod tests {
     #[test]
     fn large_sizes() {
         let mut dec = ChunkedDecoder::new();
-        let s = dec.step(b"ffffffffffffffff\r\nab").unwrap();
+        let s = dec.step(b"7fffffffffffffff\r\nab").unwrap();
         assert_eq!(s.data, Some(18..20));
-        assert_eq!(dec.remaining, u64::MAX - 2);
+        assert_eq!(dec.remaining, i64::MAX as u64 - 2);
         let mut dec = ChunkedDecoder::new();
         dec.step(b"0000000000000010\r\n").unwrap();
         assert_eq!(dec.remaining, 16);
@@ -757,6 +759,9 @@ mod tests {
         );
         assert_eq!(err(b"ffffffffffffffffff\r\n"), ChunkedError::SizeOverflow);
         assert_eq!(err(b"10000000000000000\r\n"), ChunkedError::SizeOverflow);
+        // Beyond i64::MAX, which a next hop may hold sizes in.
+        assert_eq!(err(b"8000000000000000\r\n"), ChunkedError::SizeOverflow);
+        assert_eq!(err(b"ffffffffffffffff\r\n"), ChunkedError::SizeOverflow);
     }
 
     #[test]

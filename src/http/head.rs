@@ -252,28 +252,34 @@ fn eq_lower(name: &[u8], lit: &[u8]) -> bool {
         .all(|(&a, &b)| a | 0x20 == b)
 }
 
-/// `name` is `lit` with some `-` written `_` (`X_Forwarded_For`). CGI,
-/// WSGI and Rack backends turn both into the same variable
-/// (`HTTP_X_FORWARDED_FOR`), so a client could pass a value the proxy never
-/// vetted under the name of one it manages: such a field is handled as the
-/// field it aliases (nginx drops names with `_` by default).
-fn is_spelled_with_underscores(name: &[u8], lit: &[u8]) -> bool {
-    name.len() == lit.len()
-        && name.contains(&b'_')
-        && name
-            .iter()
-            .zip(lit)
-            .all(|(&a, &b)| (if a == b'_' { b'-' } else { a | 0x20 }) == b)
-}
-
 /// Checks limits on an incomplete head that has `buf` so far.
 pub fn check_partial_request(buf: &[u8]) -> Result<(), HeadError> {
     match memchr(b'\n', buf) {
         None if buf.len() > MAX_REQUEST_LINE => Err(HeadError::UriTooLong),
         Some(line) if line > MAX_REQUEST_LINE => Err(HeadError::UriTooLong),
         Some(line) if buf.len() - line > MAX_HEADER_BYTES => Err(HeadError::HeadersTooLarge),
+        Some(_) if !request_line_may_be_valid(buf) => {
+            Err(HeadError::Malformed("no HTTP version in the request line"))
+        }
         _ => Ok(()),
     }
+}
+
+/// Whether the first complete line of `buf` can be an HTTP/1.x request
+/// line: it ends in a token starting `HTTP/`. An HTTP/0.9 request
+/// (`GET /path`) is refused when its line ends, not when the header
+/// timeout does (RFC 9112 §3). One empty line before the request line is
+/// allowed (RFC 9112 §2.2).
+fn request_line_may_be_valid(buf: &[u8]) -> bool {
+    let rest = buf.strip_prefix(b"\r\n").unwrap_or(buf);
+    let Some(end) = memchr(b'\n', rest) else {
+        return true;
+    };
+    let line = &rest[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.iter()
+        .rposition(|&b| b == b' ')
+        .is_some_and(|sp| line[sp + 1..].starts_with(b"HTTP/"))
 }
 
 /// Rejects any LF not preceded by CR, and any CR not followed by LF, in a
@@ -332,6 +338,8 @@ enum Field {
     XForwardedFor,
     XForwardedProto,
     Forwarded,
+    /// An underscore spelling of a framing or hop-by-hop field: dropped.
+    Alias,
 }
 
 impl Field {
@@ -349,18 +357,38 @@ impl Field {
             10 if is(b"keep-alive") => Field::KeepAlive,
             14 if is(b"content-length") => Field::ContentLength,
             15 if is(b"x-forwarded-for")
-                || is_spelled_with_underscores(name, b"x-forwarded-for") =>
+                || super::aliases_with_underscores(name, b"x-forwarded-for") =>
             {
                 Field::XForwardedFor
             }
             16 if is(b"proxy-connection") => Field::ProxyConnection,
             17 if is(b"transfer-encoding") => Field::TransferEncoding,
             17 if is(b"x-forwarded-proto")
-                || is_spelled_with_underscores(name, b"x-forwarded-proto") =>
+                || super::aliases_with_underscores(name, b"x-forwarded-proto") =>
             {
                 Field::XForwardedProto
             }
             19 if is(b"proxy-authorization") => Field::ProxyAuthorization,
+            10 | 14 | 16 | 17 | 19 if name.contains(&b'_') => {
+                // An underscore spelling of a framing or hop-by-hop field
+                // (`Transfer_Encoding`, `Content_Length`): never forwarded,
+                // so no backend can read it as the real one.
+                let aliases = [
+                    &b"keep-alive"[..],
+                    b"content-length",
+                    b"proxy-connection",
+                    b"transfer-encoding",
+                    b"proxy-authorization",
+                ];
+                if aliases
+                    .iter()
+                    .any(|lit| super::aliases_with_underscores(name, lit))
+                {
+                    Field::Alias
+                } else {
+                    Field::Other
+                }
+            }
             _ => Field::Other,
         }
     }
@@ -379,6 +407,7 @@ impl Field {
                 | Field::Upgrade
                 | Field::ProxyAuthorization
                 | Field::ContentLength
+                | Field::Alias
         )
     }
 }
@@ -476,7 +505,8 @@ impl<'a> FieldFacts<'a> {
                 Field::KeepAlive
                 | Field::ProxyConnection
                 | Field::ProxyAuthorization
-                | Field::XForwardedProto => {}
+                | Field::XForwardedProto
+                | Field::Alias => {}
             }
         }
         Ok(())
@@ -743,6 +773,10 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
         let n = part
             .iter()
             .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        if n > i64::MAX as u64 {
+            // A length no signed 64-bit parser downstream can hold.
+            return Err(HeadError::Malformed("invalid Content-Length"));
+        }
         match value {
             Some(prev) if prev != n => {
                 return Err(HeadError::Malformed("conflicting Content-Length"));
@@ -787,11 +821,11 @@ fn ensure_space(out: &mut Buf, need: usize) {
 /// Splits an absolute-form target (`http://host/path`) into authority and
 /// origin-form path (RFC 9112 §3.2.2).
 fn split_absolute(target: &str) -> Option<(&str, &str)> {
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"))
-        .or_else(|| target.strip_prefix("HTTP://"))
-        .or_else(|| target.strip_prefix("HTTPS://"))?;
+    // The scheme is case-insensitive (RFC 3986 §3.1): `Http://` too.
+    let (scheme, rest) = target.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
     let path_at = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(path_at);
     if authority.is_empty() || authority.contains('@') {
@@ -906,6 +940,17 @@ pub fn rewrite_request(
         }
         if version == Version::Http10 || !facts.te_chunked()? {
             return Err(HeadError::Malformed("unsupported Transfer-Encoding"));
+        }
+        // A coding before `chunked` (`gzip, chunked`): 501 (RFC 9112 §6.1),
+        // as nginx answers. Passed on, it would reach backends that frame
+        // only an exact `chunked`, and read the body as the next request.
+        let codings = facts
+            .transfer_encoding
+            .unwrap_or_default()
+            .split(|&b| b == b',')
+            .filter(|c| !trim(c).is_empty());
+        if codings.count() > 1 {
+            return Err(HeadError::NotImplemented);
         }
         Framing::Chunked
     } else {

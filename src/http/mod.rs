@@ -15,6 +15,23 @@ pub mod head;
 #[doc(hidden)]
 pub mod harness;
 
+/// `name` is the lowercase field name `lit` with at least one `-` written
+/// `_` (`Transfer_Encoding`). CGI, WSGI and Rack backends turn both
+/// spellings into the same variable (`HTTP_TRANSFER_ENCODING`), so a proxy
+/// must not let a client pass, under the underscore spelling, a field it
+/// manages under the other (nginx drops names with `_` by default).
+fn aliases_with_underscores(name: &[u8], lit: &[u8]) -> bool {
+    name.len() == lit.len()
+        && name.contains(&b'_')
+        && name.iter().zip(lit).all(|(&a, &b)| {
+            (if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            }) == b
+        })
+}
+
 /// How the length of a message body is determined (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {

@@ -185,6 +185,10 @@ pub fn decode(input: &[u8]) -> RefOutcome {
         let size = input[pos..pos + digits].iter().fold(0u64, |acc, &b| {
             (acc << 4) | u64::from((b as char).to_digit(16).unwrap() as u8)
         });
+        // Sizes must fit an i64.
+        if size > i64::MAX as u64 {
+            return RefOutcome::Invalid { data };
+        }
         let ext_at = pos + digits;
         let (ext, complete) = match line_end(input, ext_at) {
             Ok(Some(cr)) => (&input[ext_at..cr], true),

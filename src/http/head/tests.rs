@@ -86,6 +86,7 @@ fn smuggling_shapes_are_rejected() {
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775808\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -134,6 +135,13 @@ fn absolute_form_becomes_origin_form() {
         "{out}"
     );
     assert!(!out.contains("other"));
+    // The scheme in any case (RFC 3986 §3.1); other schemes are refused.
+    let (_, out) = req("GET Http://example.com/x HTTP/1.1\r\nHost: e\r\n\r\n").unwrap();
+    assert!(
+        out.starts_with("GET /x HTTP/1.1\r\nHost: example.com\r\n"),
+        "{out}"
+    );
+    assert!(req("GET ftp://example.com/x HTTP/1.1\r\nHost: e\r\n\r\n").is_err());
 }
 
 /// The fuzzer's `GET http://h?p` was forwarded as `GET ?p`, which is no
@@ -344,12 +352,17 @@ fn transfer_codings_are_normalised() {
     let (_, out) =
         req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n").unwrap();
     assert!(out.contains("Transfer-Encoding: chunked\r\n"), "{out}");
-    let (_, out) =
-        req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip ,, chunked\r\n\r\n").unwrap();
-    assert!(
-        out.contains("Transfer-Encoding: gzip, chunked\r\n"),
-        "{out}"
-    );
+    // Any coding before chunked in a request: 501 (RFC 9112 §6.1).
+    for te in ["gzip ,, chunked", "foo, chunked", "identity, chunked"] {
+        assert_eq!(
+            req(&format!(
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n"
+            ))
+            .unwrap_err(),
+            HeadError::NotImplemented,
+            "{te}"
+        );
+    }
     let (_, out) = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", CTX11).unwrap();
     assert!(
         out.contains("Transfer-Encoding: gzip, chunked\r\n"),
@@ -456,6 +469,32 @@ fn find_end_resumes_where_it_stopped() {
 }
 
 #[test]
+fn a_request_line_without_a_version_is_refused_when_it_ends() {
+    // HTTP/0.9 style: 400 at once, not a wait for a head that never ends.
+    for partial in [
+        &b"GET /x\r\n"[..],
+        b"GET /x\n",
+        b"\r\nGET\r\n",
+        b"GET / FOO\r\nHost: a\r\n",
+    ] {
+        assert_eq!(
+            check_partial_request(partial),
+            Err(HeadError::Malformed("no HTTP version in the request line")),
+            "{partial:?}"
+        );
+    }
+    for partial in [
+        &b"GET / HTTP/1.1\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        b"\r\nGET / HTTP/1.1\r\n",
+        b"GET /x",
+        b"PRI * HTTP/2.0\r\n",
+    ] {
+        assert_eq!(check_partial_request(partial), Ok(()), "{partial:?}");
+    }
+}
+
+#[test]
 fn field_names_match_in_any_case_and_only_exactly() {
     assert_eq!(Field::of(b"Content-Length"), Field::ContentLength);
     assert_eq!(Field::of(b"CONTENT-LENGTH"), Field::ContentLength);
@@ -465,7 +504,9 @@ fn field_names_match_in_any_case_and_only_exactly() {
     assert_eq!(Field::of(b"tE"), Field::Te);
     assert_eq!(Field::of(b"Content-Lengt_"), Field::Other);
     assert_eq!(Field::of(b"Content-Lengthh"), Field::Other);
-    assert_eq!(Field::of(b"Transfer_Encoding"), Field::Other);
+    // The underscore spelling is classified apart, to be dropped.
+    assert_eq!(Field::of(b"Transfer_Encoding"), Field::Alias);
+    assert_eq!(Field::of(b"Content_Lengt_"), Field::Other);
     assert_eq!(Field::of(b"Content-Type"), Field::Other);
     assert_eq!(Field::of(b"Hosts"), Field::Other);
 }
@@ -615,6 +656,33 @@ fn host_values() {
 /// `X_Forwarded_For` reaches CGI-style backends as the same variable as
 /// `X-Forwarded-For`: it is handled as that field (folded into ekilibri's
 /// chain), never passed on under its own name.
+#[test]
+fn underscore_spellings_of_framing_fields_are_dropped() {
+    // A backend that reads `_` as `-` would otherwise see both framings.
+    let (h, out) = req("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\
+         Transfer_Encoding: chunked\r\nkeep_alive: 1\r\nContent_Length: 9\r\n\
+         Proxy_Connection: x\r\nX_Other_Field_Name: kept\r\n\r\n")
+    .unwrap();
+    assert_eq!(h.framing, Framing::Length(3));
+    let lower = out.to_ascii_lowercase();
+    for gone in [
+        "transfer_encoding",
+        "keep_alive",
+        "content_length",
+        "proxy_connection",
+    ] {
+        assert!(!lower.contains(gone), "{gone}: {out}");
+    }
+    assert!(out.contains("Content-Length: 3\r\n"), "{out}");
+    assert!(out.contains("X_Other_Field_Name: kept\r\n"), "{out}");
+    let (_, out) = resp(
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer_Encoding: chunked\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert!(!out.contains("Transfer_Encoding"), "{out}");
+}
+
 #[test]
 fn underscored_forwarding_fields_are_not_passed_on() {
     let (_, out) = req(
