@@ -1344,6 +1344,9 @@ impl Reactor {
                 }
             } else if b.rd.read_eof && !matches!(ex.resp, ResponsePhase::Done(_)) {
                 match &mut ex.resp {
+                    // A head waits for the client to take the bytes before
+                    // it (`relay_response`): judge the EOF once it is parsed.
+                    ResponsePhase::Head(_) if !b.inbuf.is_empty() && !c.outbuf.is_empty() => {}
                     ResponsePhase::Head(_) => {
                         if !b.got_bytes && !ex.resp_started {
                             return upstream_broken(ex, b);
