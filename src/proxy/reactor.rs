@@ -1309,10 +1309,17 @@ impl Reactor {
                         b.last_in = now;
                     }
                     if let IoOutcome::Error(_) = outcome {
-                        if ex.resp_started || !b.inbuf.is_empty() {
+                        if !b.inbuf.is_empty() {
+                            // A reset after bytes that are still to relay:
+                            // relay them; the end-of-input checks below
+                            // judge whether the response was complete.
+                            b.rd.read_eof = true;
+                            b.rd.readable = false;
+                        } else if ex.resp_started {
                             return Step::Fail(ProxyError::UpstreamClosed);
+                        } else {
+                            return upstream_broken(ex, b);
                         }
-                        return upstream_broken(ex, b);
                     }
                 }
             }
