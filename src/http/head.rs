@@ -252,15 +252,23 @@ fn eq_lower(name: &[u8], lit: &[u8]) -> bool {
         .all(|(&a, &b)| a | 0x20 == b)
 }
 
-/// Checks limits on an incomplete head that has `buf` so far.
+/// Checks an incomplete head that has `buf` so far: the size limits, and
+/// a request line, once complete, that can never become valid.
 pub fn check_partial_request(buf: &[u8]) -> Result<(), HeadError> {
+    check_sizes(buf)?;
+    if memchr(b'\n', buf).is_some() && !request_line_may_be_valid(buf) {
+        return Err(HeadError::Malformed("no HTTP version in the request line"));
+    }
+    Ok(())
+}
+
+/// The size limits on a request head, whole or partial: request line, then
+/// the header section.
+fn check_sizes(buf: &[u8]) -> Result<(), HeadError> {
     match memchr(b'\n', buf) {
         None if buf.len() > MAX_REQUEST_LINE => Err(HeadError::UriTooLong),
         Some(line) if line > MAX_REQUEST_LINE => Err(HeadError::UriTooLong),
         Some(line) if buf.len() - line > MAX_HEADER_BYTES => Err(HeadError::HeadersTooLarge),
-        Some(_) if !request_line_may_be_valid(buf) => {
-            Err(HeadError::Malformed("no HTTP version in the request line"))
-        }
         _ => Ok(()),
     }
 }
@@ -868,7 +876,7 @@ pub fn rewrite_request(
     info: &ForwardInfo<'_>,
     out: &mut Buf,
 ) -> Result<RequestHead, HeadError> {
-    check_partial_request(input)?;
+    check_sizes(input)?;
     check_line_endings(input)?;
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
