@@ -138,7 +138,6 @@ HEAD_CASES = [
     case("version-2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
     case("version-3.0", b"GET / HTTP/3.0\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
     case("version-0.9", b"GET / HTTP/0.9\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
-    case("version-1.2", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n" + SMUGGLED, (505,)),
 ]
 
 
@@ -285,6 +284,19 @@ def test_request_trailers_are_forwarded_without_framing_fields(scripted_backend_
     names = {k.lower(): v for k, v in reqs[0].trailers}
     assert names.get("x-checksum") == "abc123", f"trailer not forwarded: {reqs[0]!r}"
     assert "content-length" not in names, f"a framing field was forwarded as a trailer: {reqs[0]!r}"
+
+
+def test_a_higher_http1_minor_version_is_served_as_http11(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §2.5: HTTP/1.2 is processed as HTTP/1.1 (nginx and HAProxy
+    do the same), keep-alive included."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(b"GET /minor HTTP/1.2\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.version == "HTTP/1.1", r
+        c.send(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_response().status == 200
+    assert [(r.target, r.version) for r in backend_requests(sb)] == [("/minor", "HTTP/1.1"), ("/after", "HTTP/1.1")]
 
 
 def test_underscore_spellings_of_framing_fields_are_not_forwarded(scripted_backend_factory, ekilibri_factory):

@@ -885,6 +885,14 @@ pub fn rewrite_request(
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
         Err(httparse::Error::Version) => {
+            // RFC 9110 §2.5: a higher minor version of a major version we
+            // implement (`HTTP/1.2`) is processed as the highest we do,
+            // HTTP/1.1, as nginx and HAProxy do. Rare: a copy is fine.
+            if let Some(minor) = higher_http1_minor(input) {
+                let mut as_11 = input.to_vec();
+                as_11[minor] = b'1';
+                return rewrite_request(&as_11, info, out);
+            }
             return Err(if looks_like_http_version(input) {
                 HeadError::Version
             } else {
@@ -1107,6 +1115,15 @@ fn looks_like_http_version(input: &[u8]) -> bool {
         && v[5].is_ascii_digit()
         && v[6] == b'.'
         && v[7].is_ascii_digit()
+}
+
+/// Where the minor digit of a well-formed request line's `HTTP/1.2` to
+/// `HTTP/1.9` is.
+fn higher_http1_minor(input: &[u8]) -> Option<usize> {
+    let line_end = memchr(b'\r', input)?;
+    let version = input[..line_end].get(line_end.checked_sub(8)?..)?;
+    (looks_like_http_version(input) && version.starts_with(b"HTTP/1.") && version[7] >= b'2')
+        .then(|| line_end - 1)
 }
 
 /// The request facts a response rewrite depends on.

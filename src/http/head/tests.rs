@@ -469,6 +469,19 @@ fn find_end_resumes_where_it_stopped() {
 }
 
 #[test]
+fn a_higher_http1_minor_version_is_handled_as_http11() {
+    // RFC 9110 §2.5.
+    let (h, out) = req("GET /x HTTP/1.2\r\nHost: h\r\n\r\n").unwrap();
+    assert_eq!((h.version, h.keep_alive), (Version::Http11, true));
+    assert!(out.starts_with("GET /x HTTP/1.1\r\nHost: h\r\n"), "{out}");
+    assert!(req("GET /x HTTP/1.9\r\nHost: h\r\n\r\n").is_ok());
+    for other in ["HTTP/2.0", "HTTP/0.9", "HTTP/1.10", "HTTP/3.1"] {
+        let raw = format!("GET /x {other}\r\nHost: h\r\n\r\n");
+        assert!(req(&raw).is_err(), "{other}");
+    }
+}
+
+#[test]
 fn a_request_line_without_a_version_is_refused_when_it_ends() {
     // HTTP/0.9 style: 400 at once, not a wait for a head that never ends.
     for partial in [
