@@ -30,7 +30,7 @@ pub enum HeadError {
     UriTooLong,
     /// Header section too large or too many fields (431).
     HeadersTooLarge,
-    /// HTTP version other than 1.0 and 1.1 (505).
+    /// HTTP version other than 1.x (505).
     Version,
     /// A method the proxy does not forward (501).
     NotImplemented,
