@@ -276,6 +276,25 @@ def test_upgrade_to_websocket_becomes_a_byte_tunnel(scripted_backend_factory, ek
             assert got == msg, f"tunnel echo: sent {msg!r}, got {got!r}"
 
 
+def test_an_upgrade_offer_over_two_lines_is_one_list(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §5.3: two Upgrade lines are one list; the backend gets both
+    and may switch to any protocol they name."""
+
+    def script(bc):
+        req = bc.read_request()
+        if req is None:
+            return
+        assert req.header_all("upgrade") == ["foo/2", "websocket"], req
+        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        bc.recv_some(3.0)
+
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb, timeout=3) as c:
+        c.send(b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: foo/2\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 101 and r.header("upgrade") == "websocket", r
+
+
 def test_101_to_a_protocol_the_client_did_not_offer_is_a_502(scripted_backend_factory, ekilibri_factory):
     """RFC 9110 §7.8: a server MUST NOT switch to a protocol the client did
     not name in Upgrade. The proxy does not tunnel such a switch."""

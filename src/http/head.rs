@@ -80,10 +80,15 @@ pub struct RequestHead {
 /// versions ignored), to check that a `101` switches to a protocol the
 /// client offered (RFC 9110 §7.8). A hash collision can only let an
 /// unoffered protocol through, never refuse an offered one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Protocols(u64);
 
 impl Protocols {
+    /// The protocols of both sets (several `Upgrade` lines make one list).
+    pub fn union(self, other: Protocols) -> Protocols {
+        Protocols(self.0 | other.0)
+    }
+
     /// The names listed in an `Upgrade` value.
     pub fn of(value: &[u8]) -> Protocols {
         let mut bits = 0;
@@ -498,11 +503,10 @@ impl<'a> FieldFacts<'a> {
                     f.host_count += 1;
                     f.bad_host |= !valid_host(trim(h.value));
                 }
+                // Several lines make one list (RFC 9110 §5.3, §7.8): the
+                // first is kept here, all are read by `upgrade_values`.
                 Field::Upgrade => {
-                    if f.upgrade.is_some() {
-                        return Err(HeadError::Malformed("repeated Upgrade"));
-                    }
-                    f.upgrade = Some(h.value);
+                    f.upgrade.get_or_insert(h.value);
                 }
                 Field::Expect => {
                     f.expect_continue |= trim(h.value).eq_ignore_ascii_case(b"100-continue");
@@ -518,6 +522,19 @@ impl<'a> FieldFacts<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The values of every `Upgrade` field line of `headers` (the ones
+    /// these facts were collected from), in order.
+    fn upgrade_values<'h>(
+        &'h self,
+        headers: &'h [httparse::Header<'a>],
+    ) -> impl Iterator<Item = &'a [u8]> + 'h {
+        headers
+            .iter()
+            .zip(&self.kinds)
+            .filter(|(_, k)| **k == Field::Upgrade)
+            .map(|(h, _)| h.value)
     }
 
     /// Records the options one `Connection` field lists.
@@ -1065,7 +1082,9 @@ pub fn rewrite_request(
         out.put(concat!("\r\nVia: ", via!(), "\r\n").as_bytes());
     }
     if upgrade {
-        write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
+        for v in facts.upgrade_values(req.headers) {
+            write_field(out, b"Upgrade", v);
+        }
     }
     match framing {
         Framing::Length(n) => write_content_length(out, n),
@@ -1093,7 +1112,11 @@ pub fn rewrite_request(
         framing,
         keep_alive,
         expect_continue: facts.expect_continue && version == Version::Http11,
-        upgrade: facts.upgrade.filter(|_| upgrade).map(Protocols::of),
+        upgrade: upgrade.then(|| {
+            facts
+                .upgrade_values(req.headers)
+                .fold(Protocols::default(), |all, v| all.union(Protocols::of(v)))
+        }),
         len,
     })
 }
@@ -1197,10 +1220,12 @@ pub fn rewrite_response_if_complete(
     let switching = status == 101;
     if switching
         && !(ctx.client_version == Version::Http11
-            && ctx
-                .upgrade
-                .zip(facts.upgrade)
-                .is_some_and(|(offered, chosen)| offered.offers_all(chosen)))
+            && facts.upgrade.is_some()
+            && ctx.upgrade.is_some_and(|offered| {
+                facts
+                    .upgrade_values(resp.headers)
+                    .all(|chosen| offered.offers_all(chosen))
+            }))
     {
         // Only an upgrade the client offered may be accepted, and only to
         // a protocol it named (RFC 9110 §7.8).
@@ -1325,7 +1350,9 @@ pub fn rewrite_response_if_complete(
     }
     out.put(VIA_FIELD);
     if switching {
-        write_field(out, b"Upgrade", facts.upgrade.unwrap_or_default());
+        for v in facts.upgrade_values(resp.headers) {
+            write_field(out, b"Upgrade", v);
+        }
         out.put(b"Connection: upgrade\r\n");
     } else if !interim {
         if !client_keep_alive {

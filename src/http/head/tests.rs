@@ -348,6 +348,36 @@ fn upgrade_is_offered_and_101_accepted_only_when_offered() {
 }
 
 #[test]
+fn upgrade_lines_make_one_list() {
+    // RFC 9110 §5.3: several Upgrade lines are one list, in order.
+    let (h, out) = req(
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(h.upgrade, Some(Protocols::of(b"h2c, websocket")));
+    assert!(
+        out.contains("Upgrade: h2c\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"),
+        "{out}"
+    );
+    let ctx = RequestContext {
+        upgrade: h.upgrade,
+        ..CTX11
+    };
+    let two = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n\
+               Connection: Upgrade\r\n\r\n";
+    let (_, out) = resp(two, ctx).unwrap();
+    assert!(
+        out.contains("Upgrade: websocket\r\nUpgrade: h2c\r\n"),
+        "{out}"
+    );
+    // Every line must name offered protocols only.
+    let other = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nUpgrade: foo\r\n\
+                 Connection: Upgrade\r\n\r\n";
+    assert!(resp(other, ctx).is_err());
+}
+
+#[test]
 fn transfer_codings_are_normalised() {
     let (_, out) =
         req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n").unwrap();
