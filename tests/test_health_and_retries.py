@@ -311,6 +311,22 @@ def test_non_200_health_check_takes_backend_out_and_200_brings_it_back(
     assert len(out_lines(lb, rb.addr)) == 1 and back_lines(lb, rb.addr) == 1
 
 
+@pytest.mark.parametrize("status,healthy", [(204, True), (302, True), (404, False)])
+def test_health_check_status_classes(backend_factory, ekilibri_factory, raw_backend_factory, status, healthy):
+    """Any 2xx or 3xx answer to the health check is healthy, as with
+    HAProxy's httpchk and nginx's health checks; a 4xx is not."""
+    (b1,) = backend_factory(1)
+    rb = raw_backend_factory("probed", status_for={"/health": status})
+    lb = ekilibri_factory([b1, rb], max_fails=2, fail_window=60, health_check_interval=100)
+    if healthy:
+        wait_until(lambda: len([r for r in rb.requests if r.target == "/health"]) >= 4, 3.0, "fewer than 4 probes")
+        assert out_lines(lb, rb.addr) == [], f"a {status} health check took the backend out"
+        resps = get_many(lb.addr, 10)
+        assert {r.header("X-Backend") for r in resps} == {"b1", "probed"}, describe_statuses(resps)
+    else:
+        wait_until(lambda: out_lines(lb, rb.addr), 2.0, f"backend answering {status} to /health still in rotation")
+
+
 def test_transition_logged_once_while_state_holds(backend_factory, ekilibri_factory):
     """A backend down for 3 s (30 failed probes) gets one 'out of rotation'
     line, and one 'back in rotation' line when it returns."""

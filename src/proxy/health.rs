@@ -24,7 +24,7 @@ pub enum FailureKind {
     WriteTimeout,
     /// Probe answer did not come within `read_timeout`.
     ReadTimeout,
-    /// Probe answered with a status other than 200, or garbage.
+    /// Probe answered with a status outside 2xx and 3xx, or garbage.
     BadStatus,
     /// The probe connection failed after it was established.
     Reset,
@@ -41,7 +41,7 @@ impl FailureKind {
             FailureKind::ConnectTimeout => "connect timeout",
             FailureKind::WriteTimeout => "write timeout",
             FailureKind::ReadTimeout => "read timeout",
-            FailureKind::BadStatus => "health check answered other than 200",
+            FailureKind::BadStatus => "health check answered other than 2xx or 3xx",
             FailureKind::Reset => "connection reset",
             FailureKind::NoResponse => "closed without a response",
         }

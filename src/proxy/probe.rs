@@ -49,12 +49,18 @@ pub(super) fn request(path: &str, host: SocketAddr) -> Buf {
 }
 
 /// The probe's verdict from the bytes received so far: `None` until the
-/// status line is complete (or the bytes cannot be a status line).
+/// status line is complete (or the bytes cannot be a status line). Any 2xx
+/// or 3xx is healthy, as with HAProxy's `option httpchk` and nginx's
+/// health checks (a `204` or a redirect from `/health` is common).
 pub(super) fn verdict(input: &[u8], eof: bool) -> Option<Result<(), FailureKind>> {
     match input.iter().position(|&b| b == b'\n') {
         Some(end) => {
             let line = &input[..end];
-            let ok = (line.starts_with(b"HTTP/1.1 200") || line.starts_with(b"HTTP/1.0 200"))
+            let ok = (line.starts_with(b"HTTP/1.1 ") || line.starts_with(b"HTTP/1.0 "))
+                && line.len() >= 12
+                && matches!(line[9], b'2' | b'3')
+                && line[10].is_ascii_digit()
+                && line[11].is_ascii_digit()
                 && line.get(12).is_none_or(|&b| b == b' ' || b == b'\r');
             Some(if ok {
                 Ok(())
@@ -84,6 +90,22 @@ mod tests {
             verdict(b"HTTP/1.1 503 Busy\r\n", false),
             Some(Err(FailureKind::BadStatus))
         );
+        // Any 2xx or 3xx is healthy; 1xx, 4xx and 5xx are not.
+        assert_eq!(verdict(b"HTTP/1.1 204 No Content\r\n", false), Some(Ok(())));
+        assert_eq!(verdict(b"HTTP/1.1 301 Moved\r\n", false), Some(Ok(())));
+        assert_eq!(verdict(b"HTTP/1.1 399\r\n", false), Some(Ok(())));
+        for bad in [
+            &b"HTTP/1.1 404 NF\r\n"[..],
+            b"HTTP/1.1 199\r\n",
+            b"HTTP/1.1 2x0\r\n",
+            b"HTTP/1.1 20\r\n",
+        ] {
+            assert_eq!(
+                verdict(bad, false),
+                Some(Err(FailureKind::BadStatus)),
+                "{bad:?}"
+            );
+        }
         assert_eq!(verdict(b"HTTP/1.1 20", false), None);
         assert_eq!(
             verdict(b"HTTP/1.1 20", true),
