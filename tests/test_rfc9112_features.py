@@ -276,39 +276,41 @@ def test_upgrade_to_websocket_becomes_a_byte_tunnel(scripted_backend_factory, ek
             assert got == msg, f"tunnel echo: sent {msg!r}, got {got!r}"
 
 
-def test_an_upgrade_offer_over_two_lines_is_one_list(scripted_backend_factory, ekilibri_factory):
-    """RFC 9110 §5.3: two Upgrade lines are one list; the backend gets both
-    and may switch to any protocol they name."""
+def upgrade_exchange(scripted_backend_factory, ekilibri_factory, offer: bytes, switch_to: str):
+    """Sends a GET whose `offer` lines make an upgrade offer; the backend
+    answers 101 switching to `switch_to`. Returns the client's response and
+    the Upgrade lines the backend received."""
+    seen = []
 
     def script(bc):
         req = bc.read_request()
         if req is None:
             return
-        assert req.header_all("upgrade") == ["foo/2", "websocket"], req
-        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        seen.append(req.header_all("upgrade"))
+        bc.send(f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {switch_to}\r\nConnection: Upgrade\r\n\r\n".encode())
         bc.recv_some(3.0)
 
-    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
     with connect(lb, timeout=3) as c:
-        c.send(b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: foo/2\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        c.send(b"GET /chat HTTP/1.1\r\nHost: x\r\n" + offer + b"\r\n")
         r = c.read_response()
+    return r, seen
+
+
+def test_an_upgrade_offer_over_two_lines_is_one_list(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §5.3: two Upgrade lines are one list; the backend gets both
+    and may switch to any protocol they name."""
+    offer = b"Upgrade: foo/2\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    r, seen = upgrade_exchange(scripted_backend_factory, ekilibri_factory, offer, "websocket")
+    assert seen == [["foo/2", "websocket"]], seen
     assert r.status == 101 and r.header("upgrade") == "websocket", r
 
 
 def test_101_to_a_protocol_the_client_did_not_offer_is_a_502(scripted_backend_factory, ekilibri_factory):
     """RFC 9110 §7.8: a server MUST NOT switch to a protocol the client did
     not name in Upgrade. The proxy does not tunnel such a switch."""
-
-    def script(bc):
-        if bc.read_request() is None:
-            return
-        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
-        bc.recv_some(3.0)
-
-    lb, sb = start(scripted_backend_factory, ekilibri_factory, script)
-    with connect(lb, timeout=3) as c:
-        c.send(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        r = c.read_response()
+    offer = b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+    r, _ = upgrade_exchange(scripted_backend_factory, ekilibri_factory, offer, "h2c")
     assert r.status == 502, r
 
 

@@ -78,20 +78,16 @@ fn main() -> ExitCode {
             usize::MAX
         }
     };
-    if cfg
+    let fd_need = cfg
         .max_connections
         .saturating_mul(workers)
-        .saturating_mul(2)
-        > fd_limit
-    {
+        .saturating_mul(2);
+    if fd_need > fd_limit {
         log::warn!(
-            "max_connections = {} with {workers} worker(s) may need up to {} descriptors (a client and \
-             a backend connection each), but the limit is {fd_limit} (ulimit -n / LimitNOFILE): \
-             new clients will wait when descriptors run short",
-            cfg.max_connections,
+            "max_connections = {} with {workers} worker(s) may need up to {fd_need} descriptors (a \
+             client and a backend connection each), but the limit is {fd_limit} (ulimit -n / \
+             LimitNOFILE): new clients will wait when descriptors run short",
             cfg.max_connections
-                .saturating_mul(workers)
-                .saturating_mul(2)
         );
     }
     let mut reactors = Vec::with_capacity(workers);

@@ -260,17 +260,18 @@ fn eq_lower(name: &[u8], lit: &[u8]) -> bool {
 /// Checks an incomplete head that has `buf` so far: the size limits, and
 /// a request line, once complete, that can never become valid.
 pub fn check_partial_request(buf: &[u8]) -> Result<(), HeadError> {
-    check_sizes(buf)?;
-    if memchr(b'\n', buf).is_some() && !request_line_may_be_valid(buf) {
+    let first_lf = memchr(b'\n', buf);
+    check_sizes(buf, first_lf)?;
+    if first_lf.is_some() && !request_line_may_be_valid(buf) {
         return Err(HeadError::Malformed("no HTTP version in the request line"));
     }
     Ok(())
 }
 
-/// The size limits on a request head, whole or partial: request line, then
-/// the header section.
-fn check_sizes(buf: &[u8]) -> Result<(), HeadError> {
-    match memchr(b'\n', buf) {
+/// The size limits on a request head, whole or partial (`first_lf`: where
+/// its first LF is): request line, then the header section.
+fn check_sizes(buf: &[u8], first_lf: Option<usize>) -> Result<(), HeadError> {
+    match first_lf {
         None if buf.len() > MAX_REQUEST_LINE => Err(HeadError::UriTooLong),
         Some(line) if line > MAX_REQUEST_LINE => Err(HeadError::UriTooLong),
         Some(line) if buf.len() - line > MAX_HEADER_BYTES => Err(HeadError::HeadersTooLarge),
@@ -438,8 +439,8 @@ struct FieldFacts<'a> {
     expect_continue: bool,
     /// `Connection` lists `upgrade`.
     connection_upgrade: bool,
-    /// The `Upgrade` field's value.
-    upgrade: Option<&'a [u8]>,
+    /// Some `Upgrade` field is present (its lines: `upgrade_values`).
+    upgrade: bool,
     /// A `Host` field is not a valid `uri-host [ ":" port ]`.
     bad_host: bool,
     /// A `TE` field lists `trailers`.
@@ -465,7 +466,7 @@ impl Default for FieldFacts<'_> {
             host_count: 0,
             expect_continue: false,
             connection_upgrade: false,
-            upgrade: None,
+            upgrade: false,
             bad_host: false,
             te_trailers: false,
             xff_count: 0,
@@ -503,11 +504,9 @@ impl<'a> FieldFacts<'a> {
                     f.host_count += 1;
                     f.bad_host |= !valid_host(trim(h.value));
                 }
-                // Several lines make one list (RFC 9110 §5.3, §7.8): the
-                // first is kept here, all are read by `upgrade_values`.
-                Field::Upgrade => {
-                    f.upgrade.get_or_insert(h.value);
-                }
+                // Several lines make one list (RFC 9110 §5.3, §7.8), read
+                // by `upgrade_values` when needed.
+                Field::Upgrade => f.upgrade = true,
                 Field::Expect => {
                     f.expect_continue |= trim(h.value).eq_ignore_ascii_case(b"100-continue");
                 }
@@ -893,7 +892,7 @@ pub fn rewrite_request(
     info: &ForwardInfo<'_>,
     out: &mut Buf,
 ) -> Result<RequestHead, HeadError> {
-    check_sizes(input)?;
+    check_sizes(input, memchr(b'\n', input))?;
     check_line_endings(input)?;
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -1028,7 +1027,7 @@ pub fn rewrite_request(
             write_field(out, b"Host", info.default_host.as_bytes());
         }
     }
-    let upgrade = facts.connection_upgrade && facts.upgrade.is_some() && framing == Framing::None;
+    let upgrade = facts.connection_upgrade && facts.upgrade && framing == Framing::None;
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         let dropped = match facts.kinds[i] {
@@ -1220,7 +1219,7 @@ pub fn rewrite_response_if_complete(
     let switching = status == 101;
     if switching
         && !(ctx.client_version == Version::Http11
-            && facts.upgrade.is_some()
+            && facts.upgrade
             && ctx.upgrade.is_some_and(|offered| {
                 facts
                     .upgrade_values(resp.headers)

@@ -504,11 +504,6 @@ impl Reactor {
         }
     }
 
-    /// Whether a reload is reading the file (its result not yet applied).
-    pub fn reload_pending(&self) -> bool {
-        self.loader.as_ref().is_some_and(|l| l.busy())
-    }
-
     /// Applies the file a reload read, if it has finished. On error the
     /// running configuration stays and one line says why; on success new
     /// backends, weights, strategy, timeouts, health settings and the
@@ -1351,9 +1346,8 @@ impl Reactor {
                 }
             } else if b.rd.read_eof && !matches!(ex.resp, ResponsePhase::Done(_)) {
                 match &mut ex.resp {
-                    // A head waits for the client to take the bytes before
-                    // it (`relay_response`): judge the EOF once it is parsed.
-                    ResponsePhase::Head(_) if !b.inbuf.is_empty() && !c.outbuf.is_empty() => {}
+                    // Judge the EOF once the waiting head is parsed.
+                    ResponsePhase::Head(_) if head_waits_for_client(&b.inbuf, &c.outbuf) => {}
                     ResponsePhase::Head(_) => {
                         if !b.got_bytes && !ex.resp_started {
                             return upstream_broken(ex, b);
@@ -2102,10 +2096,8 @@ impl Reactor {
                 if matches!(ex.resp, ResponsePhase::Done(_))
                     || c.outbuf.is_full()
                     || b.inbuf.is_full()
-                    // A head waiting for the client to take what is before it.
                     || (matches!(ex.resp, ResponsePhase::Head(_))
-                        && !b.inbuf.is_empty()
-                        && !c.outbuf.is_empty())
+                        && head_waits_for_client(&b.inbuf, &c.outbuf))
                 {
                     return None;
                 }
@@ -2350,6 +2342,17 @@ fn req_out_coding(framing: Framing) -> head::OutCoding {
     }
 }
 
+/// One response head at a time: the next one (after a 1xx, or after the
+/// previous response) waits in the backend buffer until the client has
+/// taken the bytes before it, so that a flood of interim responses to a
+/// client that does not read stays in the socket buffers (backpressure)
+/// instead of growing the client's buffer. Meanwhile the backend's read
+/// deadline is off and its EOF is judged only once the head is parsed.
+/// (For an exchange in its `Head` phase.)
+fn head_waits_for_client(backend_in: &Buf, client_out: &Buf) -> bool {
+    !backend_in.is_empty() && !client_out.is_empty()
+}
+
 /// Parses response heads and relays response bodies from the backend's
 /// buffer into the client's.
 fn relay_response(
@@ -2363,12 +2366,7 @@ fn relay_response(
     loop {
         match &mut ex.resp {
             ResponsePhase::Head(scan) => {
-                // One head at a time: the next (after a 1xx, or after the
-                // previous response) waits until the client has taken the
-                // bytes before it, so that a flood of interim responses to
-                // a client that does not read stays in the socket buffers
-                // (backpressure) instead of growing the client's buffer.
-                if b.inbuf.is_empty() || !client_out.is_empty() {
+                if b.inbuf.is_empty() || head_waits_for_client(&b.inbuf, client_out) {
                     return Ok(progress);
                 }
                 let ctx = RequestContext {

@@ -72,7 +72,8 @@ impl Loader {
     }
 
     /// Whether a read is under way.
-    pub fn busy(&self) -> bool {
+    #[cfg(test)]
+    fn busy(&self) -> bool {
         self.pending.is_some()
     }
 
