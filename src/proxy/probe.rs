@@ -39,12 +39,15 @@ pub(super) struct Probe {
 
 /// Bytes of a probe request.
 pub(super) fn request(path: &str, host: SocketAddr) -> Buf {
-    let mut b = Buf::with_capacity(path.len() + 128);
+    const TAIL: &[u8] = b"\r\nUser-Agent: ekilibri-health-check\r\nConnection: close\r\n\r\n";
+    // (An IPv6 host with a scope id is up to 64 bytes: sized exactly.)
+    let host = host.to_string();
+    let mut b = Buf::with_capacity(path.len() + host.len() + TAIL.len() + 32);
     b.put(b"GET ");
     b.put(path.as_bytes());
     b.put(b" HTTP/1.1\r\nHost: ");
-    b.put(host.to_string().as_bytes());
-    b.put(b"\r\nUser-Agent: ekilibri-health-check\r\nConnection: close\r\n\r\n");
+    b.put(host.as_bytes());
+    b.put(TAIL);
     b
 }
 
@@ -121,5 +124,19 @@ mod tests {
                 .starts_with(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n")
         );
         assert!(r.data().ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn request_fits_the_longest_host() {
+        let host = std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            65535,
+            0,
+            u32::MAX,
+        ));
+        let path = "/".repeat(2048);
+        let r = request(&path, host);
+        let want = format!("Host: {host}\r\n");
+        assert!(r.data().windows(want.len()).any(|w| w == want.as_bytes()));
     }
 }
