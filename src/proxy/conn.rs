@@ -261,6 +261,10 @@ pub(super) struct BackendConn {
     pub reused: bool,
     /// Any byte came from the backend during the current exchange.
     pub got_bytes: bool,
+    /// A write to the backend failed: it stopped reading (typically after
+    /// answering early, e.g. a 413 to a large upload, and closing). Nothing
+    /// more is sent; what it sent before is still read and relayed.
+    pub send_failed: bool,
     /// When the connect started or the connection went idle.
     pub since: Tick,
     pub last_in: Tick,

@@ -1228,8 +1228,11 @@ impl Reactor {
             }
         }
 
-        // 2. Between exchanges: look for the next request head.
-        if c.ex.is_none() && c.phase == ClientPhase::Open {
+        // 2. Between exchanges: look for the next request head, once the
+        // client has taken the last response (a pipelining client that does
+        // not read must not pile up answers ekilibri makes itself, such as
+        // 502s, in its buffer; what it sends waits in the socket).
+        if c.ex.is_none() && c.phase == ClientPhase::Open && c.outbuf.is_empty() {
             if !c.inbuf.is_empty() {
                 c.head_since.get_or_insert(now);
                 match c.scan.find_end(c.inbuf.data()) {
@@ -1272,7 +1275,7 @@ impl Reactor {
                     Err(_) => return Step::Fail(ProxyError::Connect(FailureKind::ConnectRefused)),
                 }
             }
-            if ex.head_held == 0 {
+            if ex.head_held == 0 && !b.send_failed {
                 match ex.req_body.pump(&mut c.inbuf, &mut b.outbuf) {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
@@ -1283,14 +1286,21 @@ impl Reactor {
                 }
             }
             if b.phase == BackendPhase::Ready {
-                if b.rd.writable && !b.outbuf.is_empty() {
+                if b.rd.writable && !b.outbuf.is_empty() && !b.send_failed {
                     let (outcome, n) = write_from(&mut b.sock, &mut b.outbuf, &mut b.rd);
                     if n > 0 {
                         progress = true;
                         b.last_out = now;
                     }
                     if let IoOutcome::Error(_) = outcome {
-                        return upstream_broken(ex, b);
+                        // The backend stopped reading, perhaps after a
+                        // complete early answer that is still in the
+                        // socket (a reset does not destroy it): read
+                        // before judging. The request is not sent further.
+                        b.send_failed = true;
+                        b.outbuf.clear();
+                        b.rd.readable = true;
+                        progress = true;
                     }
                 }
                 if ex.sent_at.is_none() && ex.req_body.is_done() && b.outbuf.is_empty() {
@@ -1316,6 +1326,16 @@ impl Reactor {
                             return upstream_broken(ex, b);
                         }
                     }
+                }
+                // After a failed write nothing more comes once the socket
+                // is drained (the backend reset the connection).
+                if b.send_failed
+                    && !b.rd.readable
+                    && !b.rd.read_eof
+                    && b.inbuf.is_empty()
+                    && !matches!(ex.resp, ResponsePhase::Done(_))
+                {
+                    return upstream_broken(ex, b);
                 }
             }
             match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b, self.draining.is_some()) {
@@ -1347,7 +1367,7 @@ impl Reactor {
             } else if b.rd.read_eof && !matches!(ex.resp, ResponsePhase::Done(_)) {
                 match &mut ex.resp {
                     // Judge the EOF once the waiting head is parsed.
-                    ResponsePhase::Head(_) if head_waits_for_client(&b.inbuf, &c.outbuf) => {}
+                    ResponsePhase::Head(_) if waits_for_client(&b.inbuf, &c.outbuf) => {}
                     ResponsePhase::Head(_) => {
                         if !b.got_bytes && !ex.resp_started {
                             return upstream_broken(ex, b);
@@ -1404,7 +1424,8 @@ impl Reactor {
             // here and the connection closes.
             let body_follows = ex.continue_sent && head.client_keep_alive;
             let body_missing = !ex.req_body.is_done();
-            if ex.sent_at.is_some() || b.is_none() || (body_missing && !body_follows) {
+            let request_over = ex.sent_at.is_some() || b.as_ref().is_none_or(|b| b.send_failed);
+            if request_over || (body_missing && !body_follows) {
                 return Step::Done;
             }
         }
@@ -1544,6 +1565,7 @@ impl Reactor {
                 b.client = Some(ck);
                 b.reused = true;
                 b.got_bytes = false;
+                b.send_failed = false;
                 b.last_in = self.now;
                 b.last_out = self.now;
                 return Ok(bk);
@@ -1579,6 +1601,7 @@ impl Reactor {
                 client: Some(ck),
                 reused: false,
                 got_bytes: false,
+                send_failed: false,
                 since: now,
                 last_in: now,
                 last_out: now,
@@ -1677,9 +1700,13 @@ impl Reactor {
             return;
         };
         b.client = None;
+        // (Still `readable`: the last read filled the buffer, so the
+        // backend may have sent more than the response; not reused.)
         let clean = b.phase == BackendPhase::Ready
             && b.inbuf.is_empty()
             && b.outbuf.is_empty()
+            && !b.send_failed
+            && !b.rd.readable
             && !b.rd.read_eof
             && !b.rd.hup;
         let removed = self.backends[b.backend].removed;
@@ -2048,10 +2075,13 @@ impl Reactor {
                     ex.head_held == 0
                         && !ex.req_body.input_done()
                         && c.inbuf.is_empty()
-                        && (!ex.req.expect_continue || ex.resp_started)
+                        && !awaits_continue(ex)
                 }) =>
                 {
-                    Some((c.last_in.after(cfg.client_header_timeout), Due::ClientBody))
+                    // From the last byte either way: a client that waited
+                    // for a 100 Continue gets the full time after it.
+                    let last = c.last_in.max(c.last_out);
+                    Some((last.after(cfg.client_header_timeout), Due::ClientBody))
                 }
                 _ if c.ex.is_some() => None,
                 _ => match c.head_since {
@@ -2073,12 +2103,6 @@ impl Reactor {
                     let e = ProxyError::Connect(FailureKind::ConnectTimeout);
                     return Some((b.since.after(cfg.connection_timeout), Due::Backend(e)));
                 }
-                if !b.outbuf.is_empty() {
-                    return Some((
-                        b.last_out.after(cfg.write_timeout),
-                        Due::Backend(ProxyError::WriteTimeout),
-                    ));
-                }
                 let Some(Entry::Client(c)) = self.conns.get(ck) else {
                     return None;
                 };
@@ -2088,19 +2112,45 @@ impl Reactor {
                     let e = ProxyError::ReadTimeout;
                     return Some((last.after(cfg.keepalive_timeout), Due::Backend(e)));
                 }
-                let sent = ex.sent_at?;
-                // Not while the client holds the response back: a full
-                // backend buffer (the relay waits for room in the client's,
-                // e.g. for a chunk's framing) is the client's doing, which
+                // Not while the client holds the response back: backend
+                // bytes wait for room in the client's buffer (for a head,
+                // or a chunk's framing), so the relay does not read, and a
+                // backend that answers while it reads the request (an echo)
+                // stops reading too. That is the client's doing, which
                 // `keepalive_timeout` on its output covers.
                 if matches!(ex.resp, ResponsePhase::Done(_))
                     || c.outbuf.is_full()
                     || b.inbuf.is_full()
-                    || (matches!(ex.resp, ResponsePhase::Head(_))
-                        && head_waits_for_client(&b.inbuf, &c.outbuf))
+                    || waits_for_client(&b.inbuf, &c.outbuf)
                 {
                     return None;
                 }
+                if !b.outbuf.is_empty() {
+                    // A backend that answers as it reads (an echo) stopped
+                    // reading while the client held its answer back: the
+                    // time counts from when the client took bytes again.
+                    return Some((
+                        b.last_out.max(c.last_out).after(cfg.write_timeout),
+                        Due::Backend(ProxyError::WriteTimeout),
+                    ));
+                }
+                let sent = match ex.sent_at {
+                    Some(t) => t,
+                    None if b.send_failed => b.last_out,
+                    // The head is sent and the client waits for a 100
+                    // before its body: a backend that waits for the body
+                    // instead would hold both forever. A client may send
+                    // the body anyway after a while (RFC 9110 §10.1.1,
+                    // curl after 1 s), so the backend gets as long as a
+                    // client gets for a head; then 504.
+                    None if awaits_continue(ex) => {
+                        return Some((
+                            b.last_out.after(cfg.client_header_timeout),
+                            Due::Backend(ProxyError::ReadTimeout),
+                        ));
+                    }
+                    None => return None,
+                };
                 // Reading resumes when the client takes bytes again: the
                 // backend's silence counts from then at the earliest.
                 let from = sent.max(b.last_in).max(c.last_out);
@@ -2342,15 +2392,23 @@ fn req_out_coding(framing: Framing) -> head::OutCoding {
     }
 }
 
-/// One response head at a time: the next one (after a 1xx, or after the
-/// previous response) waits in the backend buffer until the client has
-/// taken the bytes before it, so that a flood of interim responses to a
-/// client that does not read stays in the socket buffers (backpressure)
-/// instead of growing the client's buffer. Meanwhile the backend's read
-/// deadline is off and its EOF is judged only once the head is parsed.
-/// (For an exchange in its `Head` phase.)
-fn head_waits_for_client(backend_in: &Buf, client_out: &Buf) -> bool {
+/// Backend bytes wait in its buffer until the client has taken what is
+/// queued for it. For an exchange in its `Head` phase: one response head at
+/// a time, the next one (after a 1xx, or after the previous response) is
+/// parsed only once the client has taken the bytes before it, so that a
+/// flood of interim responses to a client that does not read stays in the
+/// socket buffers (backpressure) instead of growing the client's buffer;
+/// meanwhile the backend's EOF is judged only once the head is parsed. In
+/// any phase (body bytes the relay has no room for yet, e.g. for a chunk's
+/// framing): the backend's read and write deadlines are off.
+fn waits_for_client(backend_in: &Buf, client_out: &Buf) -> bool {
     !backend_in.is_empty() && !client_out.is_empty()
+}
+
+/// The client sent `Expect: 100-continue` and holds its body back until a
+/// response comes (a client that sends the body anyway no longer waits).
+fn awaits_continue(ex: &Exchange) -> bool {
+    ex.req.expect_continue && !ex.resp_started && ex.req_body.moved() == 0
 }
 
 /// Parses response heads and relays response bodies from the backend's
@@ -2366,7 +2424,7 @@ fn relay_response(
     loop {
         match &mut ex.resp {
             ResponsePhase::Head(scan) => {
-                if b.inbuf.is_empty() || head_waits_for_client(&b.inbuf, client_out) {
+                if b.inbuf.is_empty() || waits_for_client(&b.inbuf, client_out) {
                     return Ok(progress);
                 }
                 let ctx = RequestContext {

@@ -1,0 +1,304 @@
+"""A peer that stops reading or writing: the stall is charged to the side
+that causes it, a complete answer is never lost to a timer or a reset, and a
+client that does not read cannot make the proxy pile up answers for it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import harness
+from rawhttp import HttpConnection
+
+MiB = 1 << 20
+NO_PROBES = dict(health_check_interval=3_600_000)
+
+
+def stream_forever(sock: socket.socket) -> threading.Thread:
+    """Sends body bytes on `sock` from a thread until the socket fails."""
+
+    def pump():
+        chunk = b"x" * 65536
+        try:
+            while True:
+                sock.sendall(chunk)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return t
+
+
+def test_early_answer_to_an_upload_survives_the_backends_reset(scripted_backend_factory, ekilibri_factory):
+    """A backend answers a large upload at once (413) and closes with the
+    body unread, so its kernel resets the connection. The answer is already
+    in the proxy's socket: the client must get it, and the backend, which
+    did nothing wrong, must not be counted as failing (max_fails = 1)."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        if req.target == "/upload":
+            time.sleep(0.3)  # the proxy's writes towards us pile up meanwhile
+            bc.send(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!")
+            return  # closed with unread bytes: a reset
+        bc.read_body(req)
+        bc.send(harness.ok_response(b"fine"))
+
+    sb = scripted_backend_factory("origin", script)
+    lb = ekilibri_factory([sb], max_fails=1, **NO_PROBES)
+    for i in range(3):
+        with HttpConnection(lb.addr, timeout=10) as c:
+            c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
+            stream_forever(c.sock)
+            r = c.read_response()
+            assert (r.status, r.body) == (413, b"big!"), f"upload {i + 1}: {r}"
+    with HttpConnection(lb.addr, timeout=5) as c:
+        r = c.get("/after")
+        assert (r.status, r.body) == (200, b"fine"), f"the backend was taken out of rotation: {r}"
+
+
+def tcp_queues() -> dict:
+    """(local port, remote port) -> (send queue, receive queue) of every
+    IPv4 TCP socket of the machine, from /proc/net/tcp."""
+    out = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote = (int(a.split(":")[1], 16) for a in fields[1:3])
+            tx, rx = (int(q, 16) for q in fields[4].split(":"))
+            out[(local, remote)] = (tx, rx)
+    return out
+
+
+def stalled_client(lb, target: str) -> socket.socket:
+    """A client with a small receive buffer that sends a GET and reads
+    nothing."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((lb.host, lb.port))
+    s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return s
+
+
+def kernel_bytes_towards(lb, s: socket.socket) -> int:
+    """Bytes of a response the kernel holds for a client that does not read:
+    its receive queue plus the proxy's send queue, once they stop growing."""
+    mine = s.getsockname()[1]
+    last, stable_since = -1, time.monotonic()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        q = tcp_queues()
+        held = q.get((mine, lb.port), (0, 0))[1] + q.get((lb.port, mine), (0, 0))[0]
+        if held != last:
+            last, stable_since = held, time.monotonic()
+        elif time.monotonic() - stable_since > 0.3:
+            return held
+        time.sleep(0.02)
+    raise AssertionError("the queues towards the client never settled")
+
+
+def read_chunked_response(s: socket.socket) -> tuple[bytes, bool]:
+    """Reads one chunked response; returns (body, terminated)."""
+    s.settimeout(5)
+    data = bytearray()
+    try:
+        while True:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            data += d
+            if data.endswith(b"\r\n0\r\n\r\n"):
+                break
+    except (socket.timeout, TimeoutError):
+        pass
+    body, pos = bytearray(), data.index(b"\r\n\r\n") + 4
+    while True:
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            return bytes(body), False
+        size = int(data[pos:end], 16)
+        if size == 0:
+            return bytes(body), True
+        if end + 2 + size > len(data):
+            return bytes(body + data[end + 2:]), False
+        body += data[end + 2:end + 2 + size]
+        pos = end + 2 + size + 2
+
+
+def test_finished_chunked_response_reaches_a_client_that_pauses(scripted_backend_factory, ekilibri_factory):
+    """The backend has sent a whole chunked response and waits; the client
+    pauses for longer than read_timeout with the response's tail still in
+    the proxy's buffers (less than a buffer's worth, so the backend buffer
+    is not full). The stall is the client's: it must get the whole body.
+
+    Where the tail ends up depends on how much the kernel holds towards a
+    client that does not read, so that is measured first (with a Content-
+    Length body, which fills every buffer), then responses are sized to
+    leave 3, 8 and 13 KiB in the proxy's backend buffer."""
+    chunk = 16_000
+
+    def script(bc):
+        while True:
+            req = bc.read_head(timeout=30)
+            if req is None:
+                return
+            kind, n = req.target.strip("/").split("/")
+            n = int(n)
+            if kind == "len":
+                bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + b"y" * n)
+                continue
+            body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (b"y" * chunk for _ in range(n // chunk)))
+            bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + b"0\r\n\r\n")
+
+    sb = scripted_backend_factory("origin", script)
+    lb = ekilibri_factory([sb], read_timeout=300, keepalive_timeout=60_000, **NO_PROBES)
+    probe = stalled_client(lb, f"/len/{64 * MiB}")
+    held = kernel_bytes_towards(lb, probe)
+    probe.close()
+    # Towards the client: the kernel's share and the proxy's client buffer
+    # (16 KiB, short of a chunk header); the rest waits in the backend buffer.
+    towards_client = held + 16 * 1024
+    clients = []
+    for tail in (3 * 1024, 8 * 1024, 13 * 1024):
+        n = (towards_client + tail) // chunk * chunk
+        clients.append((n, stalled_client(lb, f"/chunked/{n}")))
+    time.sleep(1.5)  # five times read_timeout, nobody reading
+    for n, s in clients:
+        body, terminated = read_chunked_response(s)
+        s.close()
+        assert (len(body), terminated) == (n, True), (
+            f"a {n}-byte chunked response was cut to {len(body)} bytes "
+            f"(terminated: {terminated}) after the client paused; kernel held {held}"
+        )
+    assert "read timeout" not in lb.log_path.read_text()
+
+
+def test_echo_to_a_client_that_pauses_is_not_a_backend_write_timeout(scripted_backend_factory, ekilibri_factory):
+    """A backend that answers as it reads (an echo) stops reading when the
+    client stops reading its answer: the proxy may not charge that to the
+    backend as a write timeout."""
+    total = 20 * MiB
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % req.length)
+        got = 0
+        while got < req.length:
+            data = bc.recv_some(timeout=30)
+            if not data:
+                return
+            got += len(data)
+            bc.sock.sendall(data)
+
+    sb = scripted_backend_factory("echo", script)
+    lb = ekilibri_factory([sb], write_timeout=300, read_timeout=300, keepalive_timeout=60_000, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=30) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+
+        def upload():
+            left = total
+            while left:
+                n = min(left, 65536)
+                c.sock.sendall(b"z" * n)
+                left -= n
+
+        t = threading.Thread(target=upload, daemon=True)
+        t.start()
+        time.sleep(1.5)  # the client reads its answer late
+        r = c.read_response()
+        t.join(10)
+    assert r.status == 200 and len(r.body) == total, f"got {len(r.body)} of {total} echoed bytes"
+    assert r.body == b"z" * total
+    assert "write timeout" not in lb.log_path.read_text()
+
+
+def test_expect_continue_with_a_backend_waiting_for_the_body_ends_in_504(scripted_backend_factory, ekilibri_factory):
+    """The client waits for a 100 Continue, the backend ignores Expect and
+    waits for the body: without a deadline both would wait forever, holding
+    a client slot and a backend connection. After client_header_timeout the
+    client gets a 504, and the backend connection is released."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        bc.wait_closed(timeout=30)
+
+    sb = scripted_backend_factory("origin", script)
+    lb = ekilibri_factory([sb], client_header_timeout=500, read_timeout=200, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=10) as c:
+        start = time.monotonic()
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+        r = c.read_response()
+        waited = time.monotonic() - start
+    assert r.status == 504, r
+    assert waited >= 0.45, f"answered after {waited:.2f} s, before client_header_timeout"
+    assert sb.wait_conns(1)
+    assert sb.conns[0].finished.wait(5), "the backend connection was kept open"
+
+
+def test_pipelining_client_that_does_not_read_gets_no_pile_of_errors(ekilibri_factory):
+    """No backend in rotation, and a client pipelines GETs without reading
+    the 502s: the proxy stops reading it once an answer waits for it,
+    instead of queueing an answer per request (memory and CPU grew with
+    every request). Other clients are served meanwhile."""
+    lb = ekilibri_factory([harness.dead_address()], health_check_interval=50, max_fails=1, keepalive_timeout=60_000)
+    deadline = time.monotonic() + 10
+    while "out of rotation" not in lb.log_path.read_text():
+        assert time.monotonic() < deadline, "the dead backend never left rotation"
+        time.sleep(0.02)
+    hwm_before = lb.vm_hwm_bytes()
+    flood = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flood.connect((lb.host, lb.port))
+    flood.settimeout(0.5)
+    requests = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 1000
+    sent, start = 0, time.monotonic()
+    try:
+        while time.monotonic() - start < 3:
+            flood.sendall(requests)
+            sent += len(requests)
+    except (socket.timeout, TimeoutError):
+        pass  # the proxy stopped reading: the sockets are full
+    assert sent < 16 * MiB, "the proxy kept reading requests whose answers nobody reads"
+    time.sleep(1.0)  # whatever the proxy still does with what it read
+    with HttpConnection(lb.addr, timeout=5) as c:
+        r = c.get("/")
+        assert r.status == 502, r
+    grown = lb.vm_hwm_bytes() - hwm_before
+    assert grown < 1 * MiB, f"peak RSS grew by {grown // 1024} KiB for one client that does not read"
+    flood.close()
+
+
+def test_client_gets_its_full_time_for_the_body_after_a_late_100_continue(scripted_backend_factory, ekilibri_factory):
+    """The backend sends its 100 Continue late (0.7 s, within
+    client_header_timeout = 1 s); the client, which waited for it, then
+    takes 0.5 s to start its body. The body's time counts from the 100, not
+    from the head: the request succeeds instead of an early 408."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        time.sleep(0.7)
+        bc.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        bc.read_body(req)
+        bc.send(harness.ok_response(req.body))
+
+    sb = scripted_backend_factory("origin", script)
+    lb = ekilibri_factory([sb], client_header_timeout=1000, read_timeout=2000, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=10) as c:
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        interim = c.read_response(skip_interim=False)
+        assert interim.status == 100, interim
+        time.sleep(0.5)
+        c.send(b"hello")
+        r = c.read_response()
+    assert (r.status, r.body) == (200, b"hello"), r
