@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -254,3 +255,74 @@ def test_signals_during_start_up_wait_until_the_loop_runs(backend_factory, start
     writer.join(5)
     assert lb.alive()
     assert request_once(lb.addr, "GET", "/").status == 200
+
+
+def serves(addr: str) -> str | None:
+    """The backend that answers a GET on a new connection to `addr`, or
+    None if nothing listens there."""
+    try:
+        r = request_once(addr, "GET", "/", timeout=2)
+    except OSError:
+        return None
+    return r.header("X-Backend")
+
+
+def test_a_failed_reload_changes_nothing_and_the_next_one_applies(backend_factory, ekilibri_factory):
+    """A reload that fails late (the access log cannot be opened) must not
+    have moved the listener or switched the backends already; and the next
+    reload must compare with the configuration that really runs."""
+    b1, b2 = backend_factory(2)
+    lb = ekilibri_factory([b1])
+    new_addr = harness.dead_address()
+    bad = harness.config_text([harness.server_entry(b2)], listen=new_addr, access_log="/nonexistent-dir/access.log")
+    lb.config_path.write_text(bad)
+    lb.popen.send_signal(signal.SIGHUP)
+    wait_for_log(lb, "reload failed")
+    assert serves(lb.addr) == "b1", "the failed reload moved the listener or the backends"
+    assert serves(new_addr) is None, "the failed reload listens on the new address"
+    lb.config_path.write_text(harness.config_text([harness.server_entry(b2)], listen=new_addr))
+    lb.popen.send_signal(signal.SIGHUP)
+    wait_for_log(lb, "configuration reloaded")
+    assert serves(new_addr) == "b2"
+    assert serves(lb.addr) is None
+
+
+def test_admin_listener_survives_a_reload_that_cannot_bind_the_new_one(backend_factory, ekilibri_factory):
+    from test_admin import admin_addr
+
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], admin_listen="127.0.0.1:0")
+    admin = admin_addr(lb)
+    good = lb.config_path.read_text()
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    busy = f"127.0.0.1:{taken.getsockname()[1]}"
+    try:
+        lb.config_path.write_text(good.replace('admin_listen = "127.0.0.1:0"', f'admin_listen = "{busy}"'))
+        lb.popen.send_signal(signal.SIGHUP)
+        wait_for_log(lb, "reload failed")
+        assert request_once(admin, "GET", "/status.json").status == 200
+        lb.config_path.write_text(good)
+        lb.popen.send_signal(signal.SIGHUP)
+        wait_for_log(lb, "configuration reloaded: no change")
+        assert request_once(admin, "GET", "/status.json").status == 200
+    finally:
+        taken.close()
+
+
+def test_unchanged_file_reloads_as_no_change_in_every_worker(backend_factory, ekilibri_factory):
+    """With port 0, workers after the first bind the port the first one got;
+    a reload of the same file must not move them to new ports."""
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], workers=2, admin_listen="127.0.0.1:0")
+    lb.popen.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in lb.log_path.read_text().splitlines() if "configuration reloaded" in line]
+        if len(lines) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert len(lines) == 2 and all(line.endswith("configuration reloaded: no change") for line in lines), lines
+    for _ in range(20):
+        assert serves(lb.addr) == "b1"

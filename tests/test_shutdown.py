@@ -80,3 +80,27 @@ def test_second_sigterm_exits_at_once(backend_factory, ekilibri_factory):
     lb.popen.send_signal(signal.SIGTERM)
     wait_exit(lb, 5)
     assert time.monotonic() - started < 2
+
+
+def test_drain_ends_at_shutdown_timeout_with_an_idle_tunnel(scripted_backend_factory, ekilibri_factory):
+    """An open tunnel has no deadline before keepalive_timeout, and probes
+    are far apart: the drain must still end after shutdown_timeout (1 s)."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        bc.wait_closed(timeout=120)
+
+    sb = scripted_backend_factory("ws", script)
+    lb = ekilibri_factory([sb], shutdown_timeout=1000, health_check_interval=600_000, keepalive_timeout=600_000)
+    with socket.create_connection((lb.host, lb.port), timeout=5) as c:
+        c.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 101 ")
+        time.sleep(1.5)  # past the deadlines of the exchange's start (connect)
+        start = time.monotonic()
+        lb.popen.send_signal(signal.SIGTERM)
+        assert wait_exit(lb, 30) == 0
+        took = time.monotonic() - start
+    assert took < 10, f"the drain took {took:.1f} s with shutdown_timeout = 1 s"

@@ -100,6 +100,7 @@ fn main() -> ExitCode {
         }
         match Reactor::new(worker_cfg) {
             Ok(mut r) => {
+                r.set_configured_addresses(cfg.listen, cfg.admin_listen);
                 r.set_descriptor_budget(fd_limit / workers);
                 reactors.push(r);
             }

@@ -51,6 +51,9 @@ const PROBE_TIMER: u64 = 1 << 63;
 const MAX_PROBES_IN_FLIGHT: u8 = 4;
 /// Timer key: accepting resumes after a pause (EMFILE).
 const ACCEPT_TIMER: u64 = 1 << 62;
+/// Timer key: the drain's `shutdown_timeout` is over (the loop wakes up
+/// to stop even when no connection has a deadline that early).
+const SHUTDOWN_TIMER: u64 = (1 << 62) | 1;
 /// How long accepting pauses when the process is out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a closing client connection is drained before it is closed.
@@ -470,6 +473,15 @@ impl Reactor {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The listen and admin addresses as configured, for a worker that was
+    /// started on the addresses another worker had bound (port 0 resolved):
+    /// a reload compares the file with what it says, not with the port it
+    /// resolved to, so an unchanged file changes nothing.
+    pub fn set_configured_addresses(&mut self, listen: SocketAddr, admin: Option<SocketAddr>) {
+        self.cfg.listen = listen;
+        self.cfg.admin_listen = admin;
+    }
+
     /// The configuration file that SIGHUP re-reads, and a listen address
     /// from the command line that reloads keep instead of the file's.
     pub fn set_config_path(
@@ -551,24 +563,60 @@ impl Reactor {
             ));
             new.workers = self.cfg.workers;
         }
-        if new.listen != self.cfg.listen && self.draining.is_none() {
+        // First everything that can fail (sockets, the log file), so that a
+        // failed reload changes nothing; then the changes, which cannot fail.
+        let listener = if new.listen != self.cfg.listen && self.draining.is_none() {
             let std_listener = super::listen::bind(new.listen, new.workers > 1)
                 .map_err(|e| format!("cannot listen on {}: {e}", new.listen))?;
-            let mut listener = TcpListener::from_std(std_listener);
-            self.poll
-                .registry()
-                .register(&mut listener, LISTENER, Interest::READABLE)
-                .map_err(|e| format!("cannot register the new listener: {e}"))?;
-            if let Some(mut old) = self.listener.replace(listener) {
-                let _ = self.poll.registry().deregister(&mut old);
+            Some(TcpListener::from_std(std_listener))
+        } else {
+            None
+        };
+        let access = if (&new.access_log, new.access_log_format)
+            != (&self.cfg.access_log, self.cfg.access_log_format)
+        {
+            let sink = super::access::AccessSink::open(&new.access_log, new.access_log_format)
+                .map_err(|e| format!("cannot open the access log: {e}"))?;
+            Some(sink)
+        } else {
+            None
+        };
+        let admin = if new.admin_listen != self.cfg.admin_listen {
+            match new.admin_listen {
+                Some(addr) => {
+                    let std_listener = super::listen::bind(addr, new.workers > 1)
+                        .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
+                    Some(Some(TcpListener::from_std(std_listener)))
+                }
+                None => Some(None),
             }
-            self.local_addr = self
-                .listener
-                .as_ref()
-                .and_then(|l| l.local_addr().ok())
-                .unwrap_or(new.listen);
-            self.accept_pending = true;
-            changes.push(format!("listening on {}", self.local_addr));
+        } else {
+            None
+        };
+        if let Some(mut listener) = listener {
+            let registered =
+                self.poll
+                    .registry()
+                    .register(&mut listener, LISTENER, Interest::READABLE);
+            match registered {
+                Ok(()) => {
+                    if let Some(mut old) = self.listener.replace(listener) {
+                        let _ = self.poll.registry().deregister(&mut old);
+                    }
+                    self.local_addr = self
+                        .listener
+                        .as_ref()
+                        .and_then(|l| l.local_addr().ok())
+                        .unwrap_or(new.listen);
+                    self.accept_pending = true;
+                    changes.push(format!("listening on {}", self.local_addr));
+                }
+                // (epoll_ctl fails only for lack of memory.)
+                Err(e) => {
+                    error!("cannot register the listener on {}: {e}", new.listen);
+                    new.listen = self.cfg.listen;
+                }
+            }
         }
         // Backends: kept ones keep their health and pools, new ones start in
         // rotation, removed ones drain.
@@ -662,35 +710,30 @@ impl Reactor {
         {
             self.budget = RetryBudget::new(new.retry_budget_percent, new.retry_budget_min_per_sec);
         }
-        if (&new.access_log, new.access_log_format)
-            != (&self.cfg.access_log, self.cfg.access_log_format)
-        {
-            match super::access::AccessSink::open(&new.access_log, new.access_log_format) {
-                Ok(sink) => {
-                    if let Some(old) = &mut self.access {
-                        old.flush();
-                    }
-                    self.access = sink;
-                    changes.push("access log reopened".into());
-                }
-                Err(e) => return Err(format!("cannot open the access log: {e}")),
+        if let Some(sink) = access {
+            if let Some(old) = &mut self.access {
+                old.flush();
             }
+            self.access = sink;
+            changes.push("access log reopened".into());
         }
-        if new.admin_listen != self.cfg.admin_listen {
-            if let Some(mut old) = self.admin.take() {
-                let _ = self.poll.registry().deregister(&mut old);
+        if let Some(mut listener) = admin {
+            let registered = match &mut listener {
+                Some(l) => self.poll.registry().register(l, ADMIN, Interest::READABLE),
+                None => Ok(()),
+            };
+            match registered {
+                Ok(()) => {
+                    if let Some(mut old) = std::mem::replace(&mut self.admin, listener) {
+                        let _ = self.poll.registry().deregister(&mut old);
+                    }
+                    changes.push(format!("admin listener {:?}", new.admin_listen));
+                }
+                Err(e) => {
+                    error!("cannot register the admin listener: {e}");
+                    new.admin_listen = self.cfg.admin_listen;
+                }
             }
-            if let Some(addr) = new.admin_listen {
-                let std_listener = super::listen::bind(addr, new.workers > 1)
-                    .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
-                let mut l = TcpListener::from_std(std_listener);
-                self.poll
-                    .registry()
-                    .register(&mut l, ADMIN, Interest::READABLE)
-                    .map_err(|e| format!("cannot register the admin listener: {e}"))?;
-                self.admin = Some(l);
-            }
-            changes.push(format!("admin listener {:?}", new.admin_listen));
         }
         let settings_changed = {
             let mut a = self.cfg.clone();
@@ -726,6 +769,7 @@ impl Reactor {
         }
         let deadline = self.now.after(self.cfg.shutdown_timeout);
         self.draining = Some(deadline);
+        self.wheel.insert(deadline, SHUTDOWN_TIMER);
         if let Some(mut l) = self.listener.take() {
             // Closed, not just deregistered: new clients are refused at
             // once instead of waiting in a backlog nobody accepts from.
@@ -2227,6 +2271,9 @@ impl Reactor {
                     .insert(self.now.after(self.cfg.health_check_interval), k);
                 self.start_probe(backend);
                 continue;
+            }
+            if k == SHUTDOWN_TIMER {
+                continue; // `run_while` sees the deadline has passed
             }
             if k == ACCEPT_TIMER {
                 self.accept_paused = false;
