@@ -813,6 +813,9 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
 
 /// `Transfer-Encoding: chunked`, after the codings the body already had.
 fn write_chunked_field(out: &mut Buf, inner: Codings<'_>) {
+    // The list is rewritten `a, b`: one byte more per comma than a value
+    // written `a,b`, which the space reserved for the head does not cover.
+    ensure_space(out, inner.te.len() + 2 * inner.n + 32);
     out.put(b"Transfer-Encoding: ");
     if !inner.is_empty() {
         inner.write(out);

@@ -754,3 +754,23 @@ fn underscored_forwarding_fields_are_not_passed_on() {
     assert!(!out.contains("https"), "{out}");
     assert!(out.contains("X-Forwarded-Proto: http\r\n"), "{out}");
 }
+
+#[test]
+fn a_long_transfer_coding_list_is_rewritten_without_overflowing() {
+    // `a,a,...` comes out as `a, a, ..., chunked`: larger than the head.
+    let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding:".to_vec();
+    for _ in 0..6000 {
+        raw.extend_from_slice(b"a,");
+    }
+    raw.extend_from_slice(b"a\r\n\r\n");
+    let mut out = Buf::with_capacity(crate::buf::BUF_SIZE);
+    let head = rewrite_response(&raw, &CTX11, &mut out).unwrap();
+    assert_eq!(head.out, OutCoding::Chunked);
+    let text = String::from_utf8(out.data().to_vec()).unwrap();
+    let te = text
+        .lines()
+        .find(|l| l.starts_with("Transfer-Encoding: "))
+        .unwrap();
+    assert_eq!(te.matches("a, ").count(), 6001, "{}", &te[..80]);
+    assert!(te.ends_with("a, chunked"));
+}
