@@ -388,3 +388,36 @@ def test_http10_client_gets_close_delimited_body_as_is(scripted_backend_factory,
         data = read_all(c)
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in head.lower() and body == b"until close", data
+
+
+def test_trace_and_options_stop_at_max_forwards_zero(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §7.6.2: an intermediary answers a TRACE or OPTIONS with
+    Max-Forwards: 0 itself (TRACE: the request as received, §9.3.8, minus
+    credentials) and forwards a larger value decremented."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    trace = b"TRACE /t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nCookie: secret\r\nX-Probe: 1\r\n\r\n"
+    with connect(lb) as c:
+        c.send(trace)
+        r = c.read_response()
+        assert r.status == 200 and r.header("Content-Type") == "message/http", r
+        assert r.body == b"TRACE /t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nX-Probe: 1\r\n\r\n", r.body
+        c.send(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n")
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b""), r
+        c.send(b"TRACE /t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"origin TRACE /t 0\n", r
+    (got,) = backend_requests(sb)
+    assert got.header_all("max-forwards") == ["2"], got
+
+
+def test_empty_lines_before_a_request_are_ignored(scripted_backend_factory, ekilibri_factory):
+    """RFC 9112 §2.2: CRLFs before a request line (e.g. after a POST body)
+    are skipped, and the limits apply to the request line after them."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    long_line = b"\r\nGET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert_rejected(lb, sb, long_line, [414])
+    with connect(lb) as c:
+        c.send(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        rs = [c.read_response("POST"), c.read_response()]
+    assert [(r.status, r.body) for r in rs] == [(200, b"origin POST /a 2\n"), (200, b"origin GET /b 0\n")], rs

@@ -71,6 +71,9 @@ pub struct RequestHead {
     /// `Connection`) to these; the offer is forwarded so the backend may
     /// accept one of them.
     pub upgrade: Option<Protocols>,
+    /// A `TRACE` or `OPTIONS` request with `Max-Forwards: 0`: ekilibri is
+    /// its final recipient and answers it itself (RFC 9110 §7.6.2).
+    pub final_hop: bool,
     /// Bytes of the head in the input, final CRLF included.
     pub len: usize,
 }
@@ -257,9 +260,17 @@ fn eq_lower(name: &[u8], lit: &[u8]) -> bool {
         .all(|(&a, &b)| a | 0x20 == b)
 }
 
+/// Bytes of empty lines (CRLF) at the start of `buf`, which a server
+/// ignores before a request line (RFC 9112 §2.2; a client may send one
+/// after a request body).
+pub fn leading_empty_lines(buf: &[u8]) -> usize {
+    buf.chunks_exact(2).take_while(|p| *p == b"\r\n").count() * 2
+}
+
 /// Checks an incomplete head that has `buf` so far: the size limits, and
 /// a request line, once complete, that can never become valid.
 pub fn check_partial_request(buf: &[u8]) -> Result<(), HeadError> {
+    let buf = &buf[leading_empty_lines(buf)..];
     let first_lf = memchr(b'\n', buf);
     check_sizes(buf, first_lf)?;
     if first_lf.is_some() && !request_line_may_be_valid(buf) {
@@ -282,14 +293,12 @@ fn check_sizes(buf: &[u8], first_lf: Option<usize>) -> Result<(), HeadError> {
 /// Whether the first complete line of `buf` can be an HTTP/1.x request
 /// line: it ends in a token starting `HTTP/`. An HTTP/0.9 request
 /// (`GET /path`) is refused when its line ends, not when the header
-/// timeout does (RFC 9112 §3). One empty line before the request line is
-/// allowed (RFC 9112 §2.2).
+/// timeout does (RFC 9112 §3).
 fn request_line_may_be_valid(buf: &[u8]) -> bool {
-    let rest = buf.strip_prefix(b"\r\n").unwrap_or(buf);
-    let Some(end) = memchr(b'\n', rest) else {
+    let Some(end) = memchr(b'\n', buf) else {
         return true;
     };
-    let line = &rest[..end];
+    let line = &buf[..end];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.iter()
         .rposition(|&b| b == b' ')
@@ -785,6 +794,14 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
+/// A `1*DIGIT` value of at most 19 digits (`Max-Forwards`).
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit)).then(|| {
+        v.iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'))
+    })
+}
+
 /// Parses a Content-Length value: digits only; a list of identical values
 /// (`5, 5`) is folded into one (RFC 9110 §8.6).
 fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
@@ -886,6 +903,16 @@ macro_rules! via {
 pub const VIA: &[u8] = via!().as_bytes();
 /// The whole `Via` field line.
 const VIA_FIELD: &[u8] = concat!("Via: ", via!(), "\r\n").as_bytes();
+/// The same for a message received as HTTP/1.0: `Via` names the protocol
+/// version received (RFC 9110 §7.6.3).
+const VIA_FIELD_10: &[u8] = b"Via: 1.0 ekilibri\r\n";
+
+fn via_field(received: Version) -> &'static [u8] {
+    match received {
+        Version::Http10 => VIA_FIELD_10,
+        Version::Http11 => VIA_FIELD,
+    }
+}
 
 /// Parses the complete request head at the start of `input` (its length as
 /// found by [`HeadScan::find_end`]) and writes the rewritten head, for the
@@ -895,6 +922,12 @@ pub fn rewrite_request(
     info: &ForwardInfo<'_>,
     out: &mut Buf,
 ) -> Result<RequestHead, HeadError> {
+    let skipped = leading_empty_lines(input);
+    if skipped > 0 {
+        let mut head = rewrite_request(&input[skipped..], info, out)?;
+        head.len += skipped;
+        return Ok(head);
+    }
     check_sizes(input, memchr(b'\n', input))?;
     check_line_endings(input)?;
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -1031,14 +1064,32 @@ pub fn rewrite_request(
         }
     }
     let upgrade = facts.connection_upgrade && facts.upgrade && framing == Framing::None;
+    let mut expect_forwarded = false;
+    // TRACE and OPTIONS: the first valid Max-Forwards goes out decremented
+    // (RFC 9110 §7.6.2); at 0 the request stops here.
+    let limits_hops = matches!(method, Method::Trace | Method::Options);
+    let mut max_forwards: Option<u64> = None;
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
+        if limits_hops
+            && max_forwards.is_none()
+            && eq_lower(name, b"max-forwards")
+            && let Some(n) = parse_decimal(trim(h.value))
+        {
+            max_forwards = Some(n);
+            continue;
+        }
         let dropped = match facts.kinds[i] {
             Field::Host => authority.is_some(),
             // An HTTP/1.0 request's 100-continue expectation is ignored
             // (RFC 9110 §10.1.1), so it must not reach the backend in an
-            // HTTP/1.1 request, where it would be acted on.
-            Field::Expect => version == Version::Http10,
+            // HTTP/1.1 request, where it would be acted on. Named in
+            // `Connection`, it was meant for this hop only (§7.6.1).
+            Field::Expect => {
+                let drop = version == Version::Http10 || facts.is_hop_by_hop(i, name);
+                expect_forwarded |= !drop;
+                drop
+            }
             Field::XForwardedFor => true,
             Field::Forwarded | Field::XForwardedProto => {
                 info.forwarded || facts.is_hop_by_hop(i, name)
@@ -1074,14 +1125,20 @@ pub fn rewrite_request(
         if info.client_ip.contains(&b':') {
             out.put(b"for=\"[");
             out.put(info.client_ip);
-            out.put(concat!("]\";proto=http\r\nVia: ", via!(), "\r\n").as_bytes());
+            out.put(b"]\";proto=http\r\n");
         } else {
             out.put(b"for=");
             out.put(info.client_ip);
-            out.put(concat!(";proto=http\r\nVia: ", via!(), "\r\n").as_bytes());
+            out.put(b";proto=http\r\n");
         }
     } else {
-        out.put(concat!("\r\nVia: ", via!(), "\r\n").as_bytes());
+        out.put(b"\r\n");
+    }
+    out.put(via_field(version));
+    if let Some(n) = max_forwards {
+        out.put(b"Max-Forwards: ");
+        out.put_u64(n.saturating_sub(1));
+        out.put(b"\r\n");
     }
     if upgrade {
         for v in facts.upgrade_values(req.headers) {
@@ -1113,7 +1170,8 @@ pub fn rewrite_request(
         version,
         framing,
         keep_alive,
-        expect_continue: facts.expect_continue && version == Version::Http11,
+        expect_continue: facts.expect_continue && expect_forwarded,
+        final_hop: max_forwards == Some(0),
         upgrade: upgrade.then(|| {
             facts
                 .upgrade_values(req.headers)
@@ -1202,6 +1260,18 @@ pub fn rewrite_response_if_complete(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
+        // RFC 9110 §2.5: `HTTP/1.2` to `HTTP/1.9` is processed as HTTP/1.1,
+        // as for requests. Rare: a copy is fine.
+        Err(httparse::Error::Version)
+            if input.len() > 8
+                && input.starts_with(b"HTTP/1.")
+                && (b'2'..=b'9').contains(&input[7])
+                && input[8] == b' ' =>
+        {
+            let mut as_11 = input.to_vec();
+            as_11[7] = b'1';
+            return rewrite_response_if_complete(&as_11, ctx, out);
+        }
         Err(_) => return Err(HeadError::Malformed("invalid response head")),
     };
     let (Some(minor), Some(status)) = (resp.version, resp.code) else {
@@ -1350,7 +1420,7 @@ pub fn rewrite_response_if_complete(
         }
         _ => {}
     }
-    out.put(VIA_FIELD);
+    out.put(via_field(backend_version));
     if switching {
         for v in facts.upgrade_values(resp.headers) {
             write_field(out, b"Upgrade", v);

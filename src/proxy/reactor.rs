@@ -1279,6 +1279,11 @@ impl Reactor {
         if c.ex.is_none() && c.phase == ClientPhase::Open && c.outbuf.is_empty() {
             if !c.inbuf.is_empty() {
                 c.head_since.get_or_insert(now);
+                if c.scan.is_fresh() {
+                    // Empty lines before a request are ignored (RFC 9112
+                    // §2.2), any number of them, as nginx does.
+                    c.inbuf.consume(head::leading_empty_lines(c.inbuf.data()));
+                }
                 match c.scan.find_end(c.inbuf.data()) {
                     Some(len) => return Step::NewRequest(len),
                     None => {
@@ -1506,6 +1511,23 @@ impl Reactor {
             Ok(req) => req,
             Err(e) => return self.reject(ck, e),
         };
+        if req.final_hop {
+            // TRACE or OPTIONS with Max-Forwards: 0, answered here; a body
+            // (if any) is never read.
+            let keep = req.keep_alive && req.framing == Framing::None && self.draining.is_none();
+            self.bufs.fill(&mut c.outbuf);
+            canned::final_hop(
+                req.method == Method::Trace,
+                &c.inbuf.data()[..len],
+                keep,
+                &mut c.outbuf,
+            );
+            c.inbuf.consume(len);
+            if !keep {
+                c.phase = ClientPhase::Closing;
+            }
+            return;
+        }
         let Some(backend) = picked else {
             // Answer without a backend; the body (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None;

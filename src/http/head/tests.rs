@@ -774,3 +774,81 @@ fn a_long_transfer_coding_list_is_rewritten_without_overflowing() {
     assert_eq!(te.matches("a, ").count(), 6001, "{}", &te[..80]);
     assert!(te.ends_with("a, chunked"));
 }
+
+#[test]
+fn empty_lines_before_the_request_line_change_nothing() {
+    // The limits and the version checks apply to the request line after
+    // them (RFC 9112 §2.2).
+    let long = format!("\r\nGET /{} HTTP/1.1\r\n", "a".repeat(MAX_REQUEST_LINE));
+    assert_eq!(
+        check_partial_request(long.as_bytes()),
+        Err(HeadError::UriTooLong)
+    );
+    assert_eq!(
+        req(&format!("{long}Host: h\r\n\r\n")).unwrap_err(),
+        HeadError::UriTooLong
+    );
+    assert_eq!(
+        req("\r\nGET / HTTP/2.0\r\nHost: h\r\n\r\n").unwrap_err(),
+        HeadError::Version
+    );
+    let raw = "\r\nGET / HTTP/1.2\r\nHost: h\r\n\r\n";
+    let (h, out) = req(raw).unwrap();
+    assert_eq!((h.version, h.len), (Version::Http11, raw.len()));
+    assert!(out.starts_with("GET / HTTP/1.1\r\nHost: h\r\n"), "{out}");
+    assert_eq!(leading_empty_lines(b"\r\n\r\nGET"), 4);
+    assert_eq!(leading_empty_lines(b"\r\n\rGET"), 2);
+    assert_eq!(leading_empty_lines(b"\nGET"), 0);
+}
+
+#[test]
+fn a_higher_http1_minor_from_the_backend_is_http11() {
+    let (h, out) = resp("HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\n", CTX11).unwrap();
+    assert_eq!((h.status, h.framing), (200, Framing::Length(2)));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(resp("HTTP/2.0 200 OK\r\n\r\n", CTX11).is_err());
+}
+
+#[test]
+fn expect_named_in_connection_is_not_forwarded() {
+    let (h, out) =
+        req("POST / HTTP/1.1\r\nHost: h\r\nConnection: Expect\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+            .unwrap();
+    assert!(!out.to_ascii_lowercase().contains("expect"), "{out}");
+    assert!(!h.expect_continue);
+    let (h, out) =
+        req("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+            .unwrap();
+    assert!(out.contains("Expect: 100-continue\r\n"), "{out}");
+    assert!(h.expect_continue);
+}
+
+#[test]
+fn max_forwards_is_decremented_and_stops_at_zero() {
+    // RFC 9110 §7.6.2, for TRACE and OPTIONS only.
+    let (h, out) = req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 5\r\n\r\n").unwrap();
+    assert!(!h.final_hop);
+    assert!(
+        out.contains("Max-Forwards: 4\r\n") && !out.contains("Max-Forwards: 5"),
+        "{out}"
+    );
+    let (h, _) = req("OPTIONS * HTTP/1.1\r\nHost: h\r\nmax-forwards: 0\r\n\r\n").unwrap();
+    assert!(h.final_hop);
+    let (h, out) = req("GET / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0\r\n\r\n").unwrap();
+    assert!(!h.final_hop);
+    assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
+    let (h, out) = req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\n\r\n").unwrap();
+    assert!(!h.final_hop && out.contains("Max-Forwards: x\r\n"), "{out}");
+}
+
+#[test]
+fn via_names_the_version_received() {
+    let (_, out) = req("GET / HTTP/1.0\r\nHost: h\r\n\r\n").unwrap();
+    assert!(out.contains("\r\nVia: 1.0 ekilibri\r\n"), "{out}");
+    let (_, out) = req("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    assert!(out.contains("\r\nVia: 1.1 ekilibri\r\n"), "{out}");
+    let (_, out) = resp("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", CTX11).unwrap();
+    assert!(out.contains("\r\nVia: 1.0 ekilibri\r\n"), "{out}");
+    let (_, out) = resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", CTX11).unwrap();
+    assert!(out.contains("\r\nVia: 1.1 ekilibri\r\n"), "{out}");
+}
