@@ -544,3 +544,19 @@ def test_bodies_of_pipelined_requests_keep_their_boundaries(scripted_backend_fac
         assert [r.body for r in rs] == [b"origin POST /p 11\n", b"origin POST /p 26\n", b"origin GET /last 0\n"], rs
     reqs = assert_forwarded_at_most(sb, 3)
     assert [r.body for r in reqs] == [b"GET /x HTTP", b"GET /smuggled HTTP/1.1\r\n\r\n", b""], reqs
+
+
+def test_trailer_named_in_connection_is_not_forwarded(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §7.6.1: a field named in Connection is removed from the
+    trailer section too."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(
+            b"POST /t HTTP/1.1\r\nHost: x\r\nConnection: X-Secret\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nhi\r\n0\r\nX-Secret: s3cr3t\r\nX-Sum: 1\r\n\r\n"
+        )
+        r = c.read_response("POST")
+        assert r.status == 200, r
+    (got,) = backend_requests(sb)
+    assert got.body == b"hi"
+    assert b"X-Secret" not in got.raw and b"X-Sum: 1\r\n" in got.raw, got.raw

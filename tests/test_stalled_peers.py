@@ -15,14 +15,17 @@ MiB = 1 << 20
 NO_PROBES = dict(health_check_interval=3_600_000)
 
 
-def stream_forever(sock: socket.socket) -> threading.Thread:
-    """Sends body bytes on `sock` from a thread until the socket fails."""
+def stream_forever(sock: socket.socket, total: int = 1 << 62) -> threading.Thread:
+    """Sends `total` body bytes on `sock` from a thread, or fewer if the
+    socket fails first."""
 
     def pump():
         chunk = b"x" * 65536
+        left = total
         try:
-            while True:
-                sock.sendall(chunk)
+            while left > 0:
+                sock.sendall(chunk[:left])
+                left -= len(chunk)
         except OSError:
             pass
 
@@ -302,3 +305,29 @@ def test_client_gets_its_full_time_for_the_body_after_a_late_100_continue(script
         c.send(b"hello")
         r = c.read_response()
     assert (r.status, r.body) == (200, b"hello"), r
+
+
+def test_backend_that_stops_reading_after_its_answer_gets_a_write_timeout(scripted_backend_factory, ekilibri_factory):
+    """After 100 Continue the backend answers at once and stops reading the
+    body the client still sends: nothing moves any more, and write_timeout
+    must end the exchange (the connection closes) instead of leaving both
+    sides waiting."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        bc.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        bc.send(harness.ok_response(b"ok"))
+        time.sleep(30)  # reads nothing more
+
+    sb = scripted_backend_factory("origin", script)
+    lb = ekilibri_factory([sb], write_timeout=300, keepalive_timeout=60_000, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=10) as c:
+        c.send(b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n")
+        assert c.read_response(skip_interim=False).status == 100
+        stream_forever(c.sock, 100_000_000)
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"ok"), r
+        assert c.wait_closed(timeout=10), "the stalled upload was never given up"
+    assert "write timeout" in lb.log_path.read_text()

@@ -6,9 +6,9 @@
 //! its backpressure: a full destination stops the relay, the source buffer
 //! fills, and the reactor stops reading that socket.
 
-use super::Framing;
 use super::chunked::{ChunkedDecoder, ChunkedError, write_chunk_header};
 use super::head::OutCoding;
+use super::{Framing, HopNames};
 use crate::buf::Buf;
 
 /// Room a chunk header and its trailing CRLF take in the destination.
@@ -45,6 +45,8 @@ pub struct BodyRelay {
     moved: u64,
     /// The sender closed: the source buffer holds all that will come.
     eof: bool,
+    /// Trailer fields not forwarded: those the message's `Connection` named.
+    hop_names: HopNames,
 }
 
 impl BodyRelay {
@@ -65,7 +67,15 @@ impl BodyRelay {
             done: empty,
             moved: 0,
             eof: false,
+            hop_names: HopNames::default(),
         }
+    }
+
+    /// Leaves out of the trailers the fields the message's `Connection`
+    /// named (RFC 9110 §7.6.1).
+    pub fn dropping(mut self, hop_names: HopNames) -> BodyRelay {
+        self.hop_names = hop_names;
+        self
     }
 
     /// The whole body has been written to the destination.
@@ -167,7 +177,7 @@ impl BodyRelay {
                     dst.put(b"0\r\n");
                     for line in trailers.split_inclusive(|&b| b == b'\n') {
                         let name = line.split(|&b| b == b':').next().unwrap_or(b"");
-                        if trailer_forwardable(name) {
+                        if trailer_forwardable(name) && !self.hop_names.contains(name) {
                             dst.put(line);
                         }
                     }
@@ -309,6 +319,20 @@ mod tests {
         assert_eq!(got, b"3\r\nabc\r\n0\r\nX-Checksum: 42\r\n\r\n");
         let (got, _, _) = run(Framing::Chunked, OutCoding::Identity, body, 256, false);
         assert_eq!(got, b"abc");
+    }
+
+    #[test]
+    fn trailers_named_in_connection_are_dropped() {
+        // RFC 9110 §7.6.1: trailer fields too.
+        let body = b"3\r\nabc\r\n0\r\nX-Secret: s\r\nx-checksum: 42\r\n\r\n";
+        let names = HopNames::of([&b"x-SECRET"[..]]);
+        let mut relay = BodyRelay::new(Framing::Chunked, OutCoding::Chunked).dropping(names);
+        let mut src = Buf::with_capacity(256);
+        let mut dst = Buf::with_capacity(256);
+        src.put(body);
+        relay.pump(&mut src, &mut dst).unwrap();
+        assert!(relay.is_done());
+        assert_eq!(dst.data(), b"3\r\nabc\r\n0\r\nx-checksum: 42\r\n\r\n");
     }
 
     #[test]

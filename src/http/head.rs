@@ -7,7 +7,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::{Framing, Method, Version};
+use super::{Framing, HopNames, Method, Version};
 use crate::buf::Buf;
 
 /// Most header fields accepted in one head (more → 431).
@@ -71,6 +71,8 @@ pub struct RequestHead {
     /// `Connection`) to these; the offer is forwarded so the backend may
     /// accept one of them.
     pub upgrade: Option<Protocols>,
+    /// Fields the `Connection` field names, dropped from the trailers too.
+    pub hop_names: HopNames,
     /// A `TRACE` or `OPTIONS` request with `Max-Forwards: 0`: ekilibri is
     /// its final recipient and answers it itself (RFC 9110 §7.6.2).
     pub final_hop: bool,
@@ -145,6 +147,8 @@ pub struct ResponseHead {
     pub backend_reusable: bool,
     /// The client connection stays open after this response.
     pub client_keep_alive: bool,
+    /// Fields the `Connection` field names, dropped from the trailers too.
+    pub hop_names: HopNames,
     /// Bytes of the head in the input, final CRLF included.
     pub len: usize,
 }
@@ -543,6 +547,14 @@ impl<'a> FieldFacts<'a> {
             .zip(&self.kinds)
             .filter(|(_, k)| **k == Field::Upgrade)
             .map(|(h, _)| h.value)
+    }
+
+    /// The custom options of `Connection`, for the trailers.
+    fn hop_names(&self) -> HopNames {
+        if self.n_tokens == 0 {
+            return HopNames::default();
+        }
+        HopNames::of(self.connection_tokens[..self.n_tokens].iter().copied())
     }
 
     /// Records the options one `Connection` field lists.
@@ -1172,6 +1184,7 @@ pub fn rewrite_request(
         keep_alive,
         expect_continue: facts.expect_continue && expect_forwarded,
         final_hop: max_forwards == Some(0),
+        hop_names: facts.hop_names(),
         upgrade: upgrade.then(|| {
             facts
                 .upgrade_values(req.headers)
@@ -1360,6 +1373,7 @@ pub fn rewrite_response_if_complete(
         out: out_coding,
         backend_reusable,
         client_keep_alive,
+        hop_names: facts.hop_names(),
         len,
     };
     if interim && !client_11 {

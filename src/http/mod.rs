@@ -45,6 +45,49 @@ pub enum Framing {
     UntilClose,
 }
 
+/// The field names a message's `Connection` field lists besides `close`,
+/// `keep-alive` and `upgrade`: they are hop-by-hop in the trailer section
+/// too (RFC 9110 §7.6.1), which is relayed after the head is gone, so the
+/// names are kept as hashes (64-bit FNV-1a of the lowercased name). More
+/// than [`HopNames::MAX`] names: every trailer field counts as named.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HopNames {
+    hashes: [u64; HopNames::MAX],
+    n: u8,
+    overflow: bool,
+}
+
+impl HopNames {
+    /// Names kept exactly.
+    pub const MAX: usize = 4;
+
+    /// The set of `names`.
+    pub fn of<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> HopNames {
+        let mut set = HopNames::default();
+        for name in names {
+            if usize::from(set.n) == Self::MAX {
+                set.overflow = true;
+                break;
+            }
+            set.hashes[usize::from(set.n)] = fnv_lower(name);
+            set.n += 1;
+        }
+        set
+    }
+
+    /// Whether `name` is in the set (case-insensitively).
+    pub fn contains(&self, name: &[u8]) -> bool {
+        self.overflow
+            || (self.n > 0 && self.hashes[..usize::from(self.n)].contains(&fnv_lower(name)))
+    }
+}
+
+fn fnv_lower(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Protocol version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {

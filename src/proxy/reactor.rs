@@ -1543,7 +1543,8 @@ impl Reactor {
         let ex = Exchange {
             backend,
             req,
-            req_body: BodyRelay::new(req.framing, req_out_coding(req.framing)),
+            req_body: BodyRelay::new(req.framing, req_out_coding(req.framing))
+                .dropping(req.hop_names),
             head_held,
             resp: ResponsePhase::Head(HeadScan::default()),
             resp_started: false,
@@ -2184,21 +2185,23 @@ impl Reactor {
                 // backend that answers while it reads the request (an echo)
                 // stops reading too. That is the client's doing, which
                 // `keepalive_timeout` on its output covers.
-                if matches!(ex.resp, ResponsePhase::Done(_))
-                    || c.outbuf.is_full()
-                    || b.inbuf.is_full()
-                    || waits_for_client(&b.inbuf, &c.outbuf)
+                if c.outbuf.is_full() || b.inbuf.is_full() || waits_for_client(&b.inbuf, &c.outbuf)
                 {
                     return None;
                 }
                 if !b.outbuf.is_empty() {
-                    // A backend that answers as it reads (an echo) stopped
-                    // reading while the client held its answer back: the
-                    // time counts from when the client took bytes again.
+                    // (Also after a complete early response, while the
+                    // body still goes to the backend.) A backend that
+                    // answers as it reads (an echo) stopped reading while
+                    // the client held its answer back: the time counts from
+                    // when the client took bytes again.
                     return Some((
                         b.last_out.max(c.last_out).after(cfg.write_timeout),
                         Due::Backend(ProxyError::WriteTimeout),
                     ));
+                }
+                if matches!(ex.resp, ResponsePhase::Done(_)) {
+                    return None;
                 }
                 let sent = match ex.sent_at {
                     Some(t) => t,
@@ -2563,7 +2566,7 @@ fn relay_response(
                 }
                 ex.resp_started = true;
                 ex.final_started = true;
-                let relay = BodyRelay::new(head.framing, head.out);
+                let relay = BodyRelay::new(head.framing, head.out).dropping(head.hop_names);
                 ex.resp = if relay.is_done() {
                     ResponsePhase::Done(head)
                 } else {

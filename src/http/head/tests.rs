@@ -852,3 +852,23 @@ fn via_names_the_version_received() {
     let (_, out) = resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", CTX11).unwrap();
     assert!(out.contains("\r\nVia: 1.1 ekilibri\r\n"), "{out}");
 }
+
+#[test]
+fn connection_options_are_kept_for_the_trailers() {
+    let (h, _) = req(
+        "POST / HTTP/1.1\r\nHost: h\r\nConnection: X-Secret, close\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+    )
+    .unwrap();
+    assert!(h.hop_names.contains(b"x-secret") && !h.hop_names.contains(b"close"));
+    let (h, _) = resp(
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nTransfer-Encoding: chunked\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert!(h.hop_names.contains(b"X-HOP") && !h.hop_names.contains(b"x-other"));
+    // Beyond HopNames::MAX names, every trailer field counts as named.
+    let many = HopNames::of([&b"a"[..], b"b", b"c", b"d", b"e"]);
+    assert!(many.contains(b"anything"));
+    assert!(!HopNames::default().contains(b"a"));
+}
