@@ -326,3 +326,19 @@ def test_unchanged_file_reloads_as_no_change_in_every_worker(backend_factory, ek
     assert len(lines) == 2 and all(line.endswith("configuration reloaded: no change") for line in lines), lines
     for _ in range(20):
         assert serves(lb.addr) == "b1"
+
+
+def test_admin_listener_moves_to_another_address_on_the_same_port(backend_factory, ekilibri_factory):
+    """127.0.0.1:P to 0.0.0.0:P cannot be bound beside each other: the old
+    listener is closed first."""
+    from test_admin import admin_addr
+
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], admin_listen="127.0.0.1:0")
+    admin = admin_addr(lb)
+    port = admin.rsplit(":", 1)[1]
+    good = lb.config_path.read_text()
+    lb.config_path.write_text(good.replace('admin_listen = "127.0.0.1:0"', f'admin_listen = "0.0.0.0:{port}"'))
+    lb.popen.send_signal(signal.SIGHUP)
+    wait_for_log(lb, f"admin listener Some(0.0.0.0:{port})")
+    assert request_once(admin, "GET", "/status.json").status == 200

@@ -409,6 +409,13 @@ def test_trace_and_options_stop_at_max_forwards_zero(scripted_backend_factory, e
         assert r.status == 200 and r.body == b"origin TRACE /t 0\n", r
     (got,) = backend_requests(sb)
     assert got.header_all("max-forwards") == ["2"], got
+    # An HTTP/1.0 keep-alive client is told the connection stays.
+    with connect(lb) as c:
+        c.send(b"OPTIONS * HTTP/1.0\r\nConnection: keep-alive\r\nMax-Forwards: 0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.header("Connection") == "keep-alive", r
+        c.send(b"GET /after HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert c.read_response().status == 200
 
 
 def test_empty_lines_before_a_request_are_ignored(scripted_backend_factory, ekilibri_factory):
@@ -421,3 +428,22 @@ def test_empty_lines_before_a_request_are_ignored(scripted_backend_factory, ekil
         c.send(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         rs = [c.read_response("POST"), c.read_response()]
     assert [(r.status, r.body) for r in rs] == [(200, b"origin POST /a 2\n"), (200, b"origin GET /b 0\n")], rs
+    # Split across reads, byte by byte, they are skipped all the same.
+    with connect(lb) as c:
+        for b in b"\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n":
+            c.send(bytes([b]))
+            time.sleep(0.002)
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"origin GET /c 0\n"), r
+
+
+def test_crlf_after_a_body_does_not_start_the_header_timer(scripted_backend_factory, ekilibri_factory):
+    """The CRLF a client may send after a body (RFC 9112 §2.2) is not the
+    start of a request: an idle connection after it gets no 408."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, client_header_timeout=300)
+    with connect(lb) as c:
+        c.send(b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\r\n")
+        assert c.read_response("POST").status == 200
+        assert c.pending(1.0) == b"", "something came on the idle connection"
+        c.send(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_response().status == 200

@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import harness
 from rawhttp import HttpConnection
 
@@ -307,18 +309,20 @@ def test_client_gets_its_full_time_for_the_body_after_a_late_100_continue(script
     assert (r.status, r.body) == (200, b"hello"), r
 
 
-def test_backend_that_stops_reading_after_its_answer_gets_a_write_timeout(scripted_backend_factory, ekilibri_factory):
+@pytest.mark.parametrize("extra", [0, 64 * 1024], ids=["answer-only", "bytes-after-the-answer"])
+def test_backend_that_stops_reading_after_its_answer_gets_a_write_timeout(scripted_backend_factory, ekilibri_factory, extra):
     """After 100 Continue the backend answers at once and stops reading the
-    body the client still sends: nothing moves any more, and write_timeout
-    must end the exchange (the connection closes) instead of leaving both
-    sides waiting."""
+    body the client still sends (and may send bytes after its answer, which
+    fill the proxy's buffer): nothing moves any more, and write_timeout must
+    end the exchange (the connection closes) instead of leaving both sides
+    waiting."""
 
     def script(bc):
         req = bc.read_head()
         if req is None:
             return
         bc.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-        bc.send(harness.ok_response(b"ok"))
+        bc.send(harness.ok_response(b"ok") + b"z" * extra)
         time.sleep(30)  # reads nothing more
 
     sb = scripted_backend_factory("origin", script)

@@ -65,12 +65,23 @@ pub fn response(status: u16) -> (&'static [u8], &'static [u8]) {
 /// §9.3.8: the final recipient SHOULD exclude sensitive fields).
 const TRACE_HIDDEN: [&[u8]; 3] = [b"authorization", b"proxy-authorization", b"cookie"];
 
+/// What an answer says of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nothing: HTTP/1.1 stays open.
+    Default,
+    /// `Connection: keep-alive`, which an HTTP/1.0 client needs.
+    KeepAlive10,
+    /// `Connection: close`.
+    Close,
+}
+
 /// The answer ekilibri gives as the final recipient of a `TRACE` or
 /// `OPTIONS` request with `Max-Forwards: 0` (RFC 9110 §7.6.2): for `TRACE`,
 /// 200 with the request head as received (`message/http`, §9.3.8), minus
 /// credentials; for `OPTIONS`, an empty 200. `head` is the request head,
 /// final blank line included.
-pub fn final_hop(trace: bool, head: &[u8], keep_alive: bool, out: &mut crate::buf::Buf) {
+pub fn final_hop(trace: bool, head: &[u8], connection: Persistence, out: &mut crate::buf::Buf) {
     let shown = |line: &&[u8]| {
         let name = line.split(|&b| b == b':').next().unwrap_or(b"");
         !TRACE_HIDDEN.iter().any(|h| name.eq_ignore_ascii_case(h))
@@ -91,10 +102,10 @@ pub fn final_hop(trace: bool, head: &[u8], keep_alive: bool, out: &mut crate::bu
     }
     out.put(b"Content-Length: ");
     out.put_u64(body_len as u64);
-    out.put(if keep_alive {
-        b"\r\n\r\n".as_slice()
-    } else {
-        b"\r\nConnection: close\r\n\r\n"
+    out.put(match connection {
+        Persistence::Default => b"\r\n\r\n".as_slice(),
+        Persistence::KeepAlive10 => b"\r\nConnection: keep-alive\r\n\r\n",
+        Persistence::Close => b"\r\nConnection: close\r\n\r\n",
     });
     if trace {
         for line in lines() {
@@ -112,7 +123,7 @@ mod tests {
         let head = b"TRACE / HTTP/1.1\r\nHost: h\r\nCookie: s=1\r\nX-A: b\r\n\
                      authorization: Basic x\r\nMax-Forwards: 0\r\n\r\n";
         let mut out = crate::buf::Buf::with_capacity(64);
-        super::final_hop(true, head, true, &mut out);
+        super::final_hop(true, head, super::Persistence::Default, &mut out);
         let text = String::from_utf8(out.data().to_vec()).unwrap();
         let (resp_head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(resp_head.starts_with("HTTP/1.1 200 OK\r\nContent-Type: message/http\r\n"));
@@ -122,10 +133,16 @@ mod tests {
         );
         assert!(resp_head.ends_with(&format!("Content-Length: {}", body.len())));
         let mut out = crate::buf::Buf::with_capacity(64);
-        super::final_hop(false, head, false, &mut out);
+        super::final_hop(false, head, super::Persistence::Close, &mut out);
         assert_eq!(
             out.data(),
             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let mut out = crate::buf::Buf::with_capacity(64);
+        super::final_hop(false, head, super::Persistence::KeepAlive10, &mut out);
+        assert_eq!(
+            out.data(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
         );
     }
 

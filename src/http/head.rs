@@ -1083,13 +1083,15 @@ pub fn rewrite_request(
     let mut max_forwards: Option<u64> = None;
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
-        if limits_hops
-            && max_forwards.is_none()
-            && eq_lower(name, b"max-forwards")
-            && let Some(n) = parse_decimal(trim(h.value))
-        {
-            max_forwards = Some(n);
-            continue;
+        if limits_hops && eq_lower(name, b"max-forwards") {
+            // A singleton field: after the value used, others are dropped.
+            if max_forwards.is_some() {
+                continue;
+            }
+            if let Some(n) = parse_decimal(trim(h.value)) {
+                max_forwards = Some(n);
+                continue;
+            }
         }
         let dropped = match facts.kinds[i] {
             Field::Host => authority.is_some(),

@@ -28,7 +28,7 @@ use crate::http::head::{
     self, ForwardInfo, HeadError, HeadScan, RequestContext, check_partial_request, rewrite_request,
     rewrite_response, rewrite_response_if_complete,
 };
-use crate::http::{Framing, Method};
+use crate::http::{Framing, Method, Version};
 use crate::time::wheel::Wheel;
 use crate::time::{Clock, MonotonicClock, Tick};
 
@@ -566,9 +566,11 @@ impl Reactor {
         // First everything that can fail (sockets, the log file), so that a
         // failed reload changes nothing; then the changes, which cannot fail.
         let listener = if new.listen != self.cfg.listen && self.draining.is_none() {
-            let std_listener = super::listen::bind(new.listen, new.workers > 1)
-                .map_err(|e| format!("cannot listen on {}: {e}", new.listen))?;
-            Some(TcpListener::from_std(std_listener))
+            Some(prepare_listener(
+                new.listen,
+                new.workers > 1,
+                self.listener.as_ref(),
+            )?)
         } else {
             None
         };
@@ -583,37 +585,28 @@ impl Reactor {
         };
         let admin = if new.admin_listen != self.cfg.admin_listen {
             match new.admin_listen {
-                Some(addr) => {
-                    let std_listener = super::listen::bind(addr, new.workers > 1)
-                        .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
-                    Some(Some(TcpListener::from_std(std_listener)))
-                }
+                Some(addr) => Some(Some(
+                    prepare_listener(addr, new.workers > 1, self.admin.as_ref())
+                        .map_err(|e| format!("{e} (admin)"))?,
+                )),
                 None => Some(None),
             }
         } else {
             None
         };
-        if let Some(mut listener) = listener {
-            let registered =
-                self.poll
-                    .registry()
-                    .register(&mut listener, LISTENER, Interest::READABLE);
-            match registered {
-                Ok(()) => {
-                    if let Some(mut old) = self.listener.replace(listener) {
-                        let _ = self.poll.registry().deregister(&mut old);
-                    }
-                    self.local_addr = self
-                        .listener
-                        .as_ref()
-                        .and_then(|l| l.local_addr().ok())
-                        .unwrap_or(new.listen);
+        if let Some(listener) = listener {
+            match self.swap_in(listener, LISTENER, new.workers > 1) {
+                Ok(l) => {
+                    self.local_addr = l.local_addr().unwrap_or(new.listen);
+                    self.listener = Some(l);
                     self.accept_pending = true;
                     changes.push(format!("listening on {}", self.local_addr));
                 }
-                // (epoll_ctl fails only for lack of memory.)
                 Err(e) => {
-                    error!("cannot register the listener on {}: {e}", new.listen);
+                    error!(
+                        "cannot listen on {}: {e}; staying on {}",
+                        new.listen, self.cfg.listen
+                    );
                     new.listen = self.cfg.listen;
                 }
             }
@@ -717,20 +710,27 @@ impl Reactor {
             self.access = sink;
             changes.push("access log reopened".into());
         }
-        if let Some(mut listener) = admin {
-            let registered = match &mut listener {
-                Some(l) => self.poll.registry().register(l, ADMIN, Interest::READABLE),
-                None => Ok(()),
-            };
-            match registered {
-                Ok(()) => {
-                    if let Some(mut old) = std::mem::replace(&mut self.admin, listener) {
+        if let Some(listener) = admin {
+            let reuse_port = new.workers > 1;
+            let swapped = match listener {
+                Some(l) => self.swap_in(l, ADMIN, reuse_port).map(Some),
+                None => {
+                    if let Some(mut old) = self.admin.take() {
                         let _ = self.poll.registry().deregister(&mut old);
                     }
+                    Ok(None)
+                }
+            };
+            match swapped {
+                Ok(l) => {
+                    self.admin = l;
                     changes.push(format!("admin listener {:?}", new.admin_listen));
                 }
                 Err(e) => {
-                    error!("cannot register the admin listener: {e}");
+                    error!(
+                        "cannot listen on {:?} (admin): {e}; staying on {:?}",
+                        new.admin_listen, self.cfg.admin_listen
+                    );
                     new.admin_listen = self.cfg.admin_listen;
                 }
             }
@@ -753,6 +753,59 @@ impl Reactor {
         } else {
             changes.join("; ")
         })
+    }
+
+    /// Puts a prepared listener in place of the one `token` names (the main
+    /// listener or the admin one) and returns it. A bound socket is
+    /// registered before the old one is closed; one that could not be bound
+    /// beside the old one (the same port on another address) is bound once
+    /// the old one is closed, and if that fails the old address is bound
+    /// again and the error returned (the old listener stays in place).
+    fn swap_in(
+        &mut self,
+        prepared: Prepared,
+        token: Token,
+        reuse_port: bool,
+    ) -> Result<TcpListener, String> {
+        let slot = if token == ADMIN {
+            &mut self.admin
+        } else {
+            &mut self.listener
+        };
+        let registry = self.poll.registry();
+        let mut fresh = match prepared {
+            Prepared::Bound(l) => l,
+            Prepared::AfterClose(addr) => {
+                let old_addr = slot.as_ref().and_then(|l| l.local_addr().ok());
+                if let Some(mut old) = slot.take() {
+                    let _ = registry.deregister(&mut old);
+                }
+                match super::listen::bind(addr, reuse_port) {
+                    Ok(l) => TcpListener::from_std(l),
+                    Err(e) => {
+                        if let Some(back) =
+                            old_addr.and_then(|a| super::listen::bind(a, reuse_port).ok())
+                        {
+                            let mut back = TcpListener::from_std(back);
+                            if registry
+                                .register(&mut back, token, Interest::READABLE)
+                                .is_ok()
+                            {
+                                *slot = Some(back);
+                            }
+                        }
+                        return Err(e.to_string());
+                    }
+                }
+            }
+        };
+        registry
+            .register(&mut fresh, token, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        if let Some(mut old) = slot.take() {
+            let _ = registry.deregister(&mut old);
+        }
+        Ok(fresh)
     }
 
     /// Starts a graceful shutdown: stop accepting, answer what is in flight
@@ -1117,7 +1170,7 @@ impl Reactor {
 
     fn take_gen(&mut self) -> u32 {
         let g = self.next_gen;
-        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        self.next_gen = next_generation(g);
         g
     }
 
@@ -1277,13 +1330,18 @@ impl Reactor {
         // not read must not pile up answers ekilibri makes itself, such as
         // 502s, in its buffer; what it sends waits in the socket).
         if c.ex.is_none() && c.phase == ClientPhase::Open && c.outbuf.is_empty() {
+            if c.scan.is_fresh() {
+                // Empty lines before a request are ignored (RFC 9112 §2.2),
+                // any number of them, as nginx does; they do not start the
+                // header timer (a client may send one after a body). A lone
+                // CR waits for what follows it.
+                c.inbuf.consume(head::leading_empty_lines(c.inbuf.data()));
+                if c.inbuf.data() == b"\r" && !c.rd.read_eof {
+                    return Step::Idle;
+                }
+            }
             if !c.inbuf.is_empty() {
                 c.head_since.get_or_insert(now);
-                if c.scan.is_fresh() {
-                    // Empty lines before a request are ignored (RFC 9112
-                    // §2.2), any number of them, as nginx does.
-                    c.inbuf.consume(head::leading_empty_lines(c.inbuf.data()));
-                }
                 match c.scan.find_end(c.inbuf.data()) {
                     Some(len) => return Step::NewRequest(len),
                     None => {
@@ -1516,10 +1574,15 @@ impl Reactor {
             // (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None && self.draining.is_none();
             self.bufs.fill(&mut c.outbuf);
+            let connection = match (keep, req.version) {
+                (false, _) => canned::Persistence::Close,
+                (true, Version::Http10) => canned::Persistence::KeepAlive10,
+                (true, Version::Http11) => canned::Persistence::Default,
+            };
             canned::final_hop(
                 req.method == Method::Trace,
                 &c.inbuf.data()[..len],
-                keep,
+                connection,
                 &mut c.outbuf,
             );
             c.inbuf.consume(len);
@@ -2185,8 +2248,7 @@ impl Reactor {
                 // backend that answers while it reads the request (an echo)
                 // stops reading too. That is the client's doing, which
                 // `keepalive_timeout` on its output covers.
-                if c.outbuf.is_full() || b.inbuf.is_full() || waits_for_client(&b.inbuf, &c.outbuf)
-                {
+                if c.outbuf.is_full() || waits_for_client(&b.inbuf, &c.outbuf) {
                     return None;
                 }
                 if !b.outbuf.is_empty() {
@@ -2462,6 +2524,49 @@ fn req_out_coding(framing: Framing) -> head::OutCoding {
         Framing::Chunked => head::OutCoding::Chunked,
         _ => head::OutCoding::Identity,
     }
+}
+
+/// A listener a reload is about to put in place.
+enum Prepared {
+    /// Bound beside the running one.
+    Bound(TcpListener),
+    /// The same port as the running one on another address (say
+    /// `127.0.0.1:P` to `0.0.0.0:P`): the two cannot be bound at once, so
+    /// this one is bound when the running one is closed.
+    AfterClose(SocketAddr),
+}
+
+/// Binds `addr` for a reload, beside the `running` listener if possible.
+fn prepare_listener(
+    addr: SocketAddr,
+    reuse_port: bool,
+    running: Option<&TcpListener>,
+) -> Result<Prepared, String> {
+    match super::listen::bind(addr, reuse_port) {
+        Ok(l) => Ok(Prepared::Bound(TcpListener::from_std(l))),
+        Err(e)
+            if e.kind() == io::ErrorKind::AddrInUse
+                && running
+                    .and_then(|l| l.local_addr().ok())
+                    .is_some_and(|old| old.port() == addr.port() && old.ip() != addr.ip()) =>
+        {
+            Ok(Prepared::AfterClose(addr))
+        }
+        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
+}
+
+/// Largest connection generation: a token or timer key is `key |
+/// generation << 32`, and bits 59 and up name the listeners, the signal
+/// pipe, the reload waker and the timer kinds, so a generation must never
+/// reach them (after 2^31 connections one did, and its timer was taken for
+/// a probe).
+const MAX_GENERATION: u32 = (1 << 27) - 1;
+
+/// The generation after `g`: 1 to [`MAX_GENERATION`], then 1 again (0 marks
+/// an entry without a registered socket).
+fn next_generation(g: u32) -> u32 {
+    if g >= MAX_GENERATION { 1 } else { g + 1 }
 }
 
 /// Backend bytes wait in its buffer until the client has taken what is
@@ -2791,5 +2896,28 @@ mod ip_text_tests {
                 addr.ip().to_string().as_bytes()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_never_reach_the_reserved_bits() {
+        // Tokens and timer keys of the listeners, signals, waker and timer
+        // kinds all live in bits 59 and up.
+        let reserved: u64 = !0 << 59;
+        for special in [LISTENER.0, SIGNALS.0, ADMIN.0, RELOADED.0] {
+            assert_ne!(special as u64 & reserved, 0);
+        }
+        for special in [PROBE_TIMER, ACCEPT_TIMER, SHUTDOWN_TIMER] {
+            assert_ne!(special & reserved, 0);
+        }
+        let top = Reactor::token(u32::MAX as usize, MAX_GENERATION).0 as u64;
+        assert_eq!(top & reserved, 0);
+        assert_eq!(next_generation(MAX_GENERATION), 1);
+        assert_eq!(next_generation(u32::MAX), 1);
+        assert_eq!(next_generation(1), 2);
     }
 }

@@ -839,6 +839,12 @@ fn max_forwards_is_decremented_and_stops_at_zero() {
     assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
     let (h, out) = req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\n\r\n").unwrap();
     assert!(!h.final_hop && out.contains("Max-Forwards: x\r\n"), "{out}");
+    // A second field is not passed on beside the decremented one.
+    let (h, out) =
+        req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 1\r\nMax-Forwards: 0\r\n\r\n").unwrap();
+    assert!(!h.final_hop);
+    assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
+    assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
 }
 
 #[test]
