@@ -48,13 +48,14 @@ pub enum Framing {
 /// The field names a message's `Connection` field lists besides `close`,
 /// `keep-alive` and `upgrade`: they are hop-by-hop in the trailer section
 /// too (RFC 9110 §7.6.1), which is relayed after the head is gone, so the
-/// names are kept as hashes (64-bit FNV-1a of the lowercased name). More
-/// than [`HopNames::MAX`] names: every trailer field counts as named.
+/// names are kept as hashes (32-bit FNV-1a of the lowercased name: small,
+/// since every head carries the set). More than [`HopNames::MAX`] names:
+/// every trailer field counts as named.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HopNames {
-    hashes: [u64; HopNames::MAX],
+    hashes: [u32; HopNames::MAX],
+    /// Names kept, or `u8::MAX` for more than [`HopNames::MAX`].
     n: u8,
-    overflow: bool,
 }
 
 impl HopNames {
@@ -66,7 +67,7 @@ impl HopNames {
         let mut set = HopNames::default();
         for name in names {
             if usize::from(set.n) == Self::MAX {
-                set.overflow = true;
+                set.n = u8::MAX;
                 break;
             }
             set.hashes[usize::from(set.n)] = fnv_lower(name);
@@ -77,14 +78,17 @@ impl HopNames {
 
     /// Whether `name` is in the set (case-insensitively).
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.overflow
-            || (self.n > 0 && self.hashes[..usize::from(self.n)].contains(&fnv_lower(name)))
+        match usize::from(self.n) {
+            0 => false,
+            n if n > Self::MAX => true,
+            n => self.hashes[..n].contains(&fnv_lower(name)),
+        }
     }
 }
 
-fn fnv_lower(name: &[u8]) -> u64 {
-    name.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
+fn fnv_lower(name: &[u8]) -> u32 {
+    name.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ u32::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0193)
     })
 }
 
