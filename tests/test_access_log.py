@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -46,3 +47,28 @@ def test_one_line_per_request(fmt, backend_factory, ekilibri_factory, tmp_path):
         assert ('"ua/1"' in first) == (fmt == "combined")
         assert re.search(r'"POST /echo HTTP/1.1" 200 5', lines[1])
         assert '" 404 ' in lines[2]
+
+
+def test_response_cut_off_by_the_backend_is_logged_as_status_0(scripted_backend_factory, ekilibri_factory, tmp_path):
+    """The client got the head and 50 of 100 body bytes, then a close: the
+    line must not read as a complete 200 (status 0, bytes 50)."""
+
+    def script(bc):
+        if bc.read_head() is not None:
+            bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 50)
+
+    sb = scripted_backend_factory("cut", script)
+    log = tmp_path / "access.log"
+    lb = ekilibri_factory([sb], access_log=str(log), access_log_format="json", health_check_interval=3_600_000)
+    with socket.create_connection((lb.host, lb.port), timeout=5) as c:
+        c.sendall(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while True:
+            data = c.recv(65536)
+            if not data:
+                break
+            got += data
+    assert got.endswith(b"\r\n\r\n" + b"x" * 50), got
+    (line,) = read_lines(log, 1)
+    rec = json.loads(line)
+    assert (rec["status"], rec["bytes"]) == (0, 50), rec

@@ -124,3 +124,40 @@ def harness_dead_address() -> str:
     import harness
 
     return harness.dead_address()
+
+
+def test_idle_admin_connections_are_capped(backend_factory, ekilibri_factory):
+    """A scraper that holds admin connections open cannot take the
+    descriptors clients and backends need: beyond 16 per worker they are
+    closed at once, and the proxy keeps serving."""
+    import socket
+
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends, admin_listen="127.0.0.1:0", client_header_timeout=30_000)
+    host, port = admin_addr(lb).rsplit(":", 1)
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(40)]
+    try:
+        open_ones = 0
+        for s in held:
+            s.settimeout(0.5)
+            try:
+                open_ones += s.recv(1) != b""
+            except (socket.timeout, TimeoutError):
+                open_ones += 1
+            except ConnectionResetError:
+                pass
+        assert open_ones == 16, f"{open_ones} idle admin connections kept open"
+        assert request_once(lb.addr, "GET", "/").status == 200
+    finally:
+        for s in held:
+            s.close()
+    # Once they are gone, the admin port answers again.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            if request_once(admin_addr(lb), "GET", "/status.json", timeout=1).status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the admin port does not answer after the idle connections closed"
+        time.sleep(0.05)

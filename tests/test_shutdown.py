@@ -104,3 +104,15 @@ def test_drain_ends_at_shutdown_timeout_with_an_idle_tunnel(scripted_backend_fac
         assert wait_exit(lb, 30) == 0
         took = time.monotonic() - start
     assert took < 10, f"the drain took {took:.1f} s with shutdown_timeout = 1 s"
+
+
+def test_sigterm_after_a_burst_of_other_signals_is_not_lost(backend_factory, ekilibri_factory, tmp_path):
+    """300 SIGUSR1 (log reopen) and then SIGTERM arrive together: the stop
+    must not be crowded out."""
+    (b1,) = backend_factory(1)
+    for trial in range(3):
+        lb = ekilibri_factory([b1], access_log=str(tmp_path / f"access{trial}.log"))
+        for _ in range(300):
+            lb.popen.send_signal(signal.SIGUSR1)
+        lb.popen.send_signal(signal.SIGTERM)
+        assert wait_exit(lb, 10) == 0, f"trial {trial}"

@@ -260,6 +260,11 @@ pub const DEFAULT_LOG_BUFFER: usize = 256 * 1024;
 pub struct LogBuffer {
     buf: Buf,
     dropped: u64,
+    /// What was written last ends inside a line (a short write, then an
+    /// error): the next bytes written must start a new line.
+    mid_line: bool,
+    /// The buffer starts with the newline that ends such a cut line.
+    repair: bool,
 }
 
 impl LogBuffer {
@@ -268,6 +273,8 @@ impl LogBuffer {
         LogBuffer {
             buf: Buf::with_capacity(capacity),
             dropped: 0,
+            mid_line: false,
+            repair: false,
         }
     }
 
@@ -315,6 +322,8 @@ impl LogBuffer {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     let n = n.min(self.buf.len());
+                    self.mid_line = self.buf.data()[n - 1] != b'\n';
+                    self.repair = false;
                     self.buf.consume(n);
                     written += n;
                 }
@@ -327,11 +336,18 @@ impl LogBuffer {
     }
 
     /// Drops every pending byte (after a write error) and counts the lines
-    /// among them as dropped; returns how many.
+    /// among them as dropped (a line already partly written among them);
+    /// returns how many. If a line was cut, a newline is queued first, so
+    /// that the next line written starts on a line of its own.
     pub fn clear(&mut self) -> u64 {
-        let lines = self.buf.data().iter().filter(|&&b| b == b'\n').count() as u64;
+        let newlines = self.buf.data().iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = newlines - u64::from(self.repair);
         self.buf.clear();
         self.dropped += lines;
+        self.repair = self.mid_line;
+        if self.repair {
+            self.buf.put(b"\n");
+        }
         lines
     }
 
@@ -637,6 +653,30 @@ mod tests {
         let calls = w.calls;
         assert_eq!(b.flush_to(&mut w).unwrap(), 0);
         assert_eq!(w.calls, calls);
+    }
+
+    #[test]
+    fn a_line_cut_by_a_full_disk_is_ended_before_the_next() {
+        use io::ErrorKind::StorageFull;
+        let mut b = LogBuffer::new(64);
+        b.push(b"line one\n");
+        b.push(b"line two\n");
+        let mut w = Scripted::new(&[Ok(12), Err(StorageFull)]);
+        assert!(b.flush_to(&mut w).is_err());
+        // "line two" was cut after "lin": dropped, and counted.
+        assert_eq!(b.clear(), 1);
+        assert_eq!(b.dropped(), 1);
+        // Still full: the pending newline is not a line of its own.
+        let mut full = Scripted::new(&[Err(StorageFull)]);
+        b.push(b"three\n");
+        assert!(b.flush_to(&mut full).is_err());
+        assert_eq!(b.clear(), 1);
+        assert_eq!(b.dropped(), 2);
+        // Room again: the cut line is ended first.
+        b.push(b"four\n");
+        let mut ok = Vec::new();
+        b.flush_to(&mut ok).unwrap();
+        assert_eq!([w.got, ok].concat(), b"line one\nlin\nfour\n");
     }
 
     #[test]

@@ -196,6 +196,8 @@ impl AccessSink {
             Dest::Stdout(f) | Dest::File(f, _) => f,
         };
         match self.buf.flush_to(file) {
+            // (Nothing to write says nothing of whether writes succeed.)
+            Ok(0) => {}
             Ok(_) => self.failing = false,
             Err(e) => {
                 // A full disk or a broken pipe: the lines are lost and

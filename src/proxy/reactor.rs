@@ -45,6 +45,8 @@ const RELOADED: Token = Token(1 << 59);
 pub const ADMIN_SERVER: &str = concat!("ekilibri/", env!("CARGO_PKG_VERSION"));
 /// Largest admin request head read.
 const ADMIN_MAX_HEAD: usize = 8 * 1024;
+/// Admin connections one worker serves at once; more are closed at accept.
+const MAX_ADMIN_CONNECTIONS: usize = 16;
 /// Timer key bit: the key is a backend index whose probe is due.
 const PROBE_TIMER: u64 = 1 << 63;
 /// Health probes one backend may have in flight at once.
@@ -264,6 +266,8 @@ pub struct Reactor {
     #[allow(clippy::vec_box)]
     spare_exchanges: Vec<Box<Exchange>>,
     next_gen: u32,
+    /// Admin connections open.
+    admins: usize,
     clients: usize,
     accept_paused: bool,
     accept_pending: bool,
@@ -367,6 +371,7 @@ impl Reactor {
             closing: Vec::with_capacity(256),
             scratch: Buf::with_capacity(LARGE_BUF_SIZE),
             next_gen: 1,
+            admins: 0,
             clients: 0,
             accept_paused: false,
             accept_pending: false,
@@ -954,29 +959,29 @@ impl Reactor {
     }
 
     fn on_signals(&mut self) {
-        let mut got = [None; 8];
-        let mut n = 0;
+        // Counted, not listed: a burst of one signal must not crowd out
+        // another (300 SIGUSR1 used to hide the SIGTERM after them). A
+        // second stop signal stops at once, so stops count up to two.
+        let (mut stops, mut reload, mut reopen, mut unsupported) = (0u8, false, false, false);
         if let Some(pipe) = &self.signals {
-            pipe.drain(|s| {
-                if n < got.len() {
-                    got[n] = Some(s);
-                    n += 1;
-                }
+            pipe.drain(|s| match s {
+                Signal::Terminate => stops = stops.saturating_add(1).min(2),
+                Signal::Reload => reload = true,
+                Signal::ReopenLogs => reopen = true,
+                Signal::Unsupported => unsupported = true,
             });
         }
-        for s in got.into_iter().flatten() {
-            match s {
-                Signal::Terminate => self.shutdown(),
-                Signal::Reload => self.reload(),
-                Signal::ReopenLogs => {
-                    if let Some(a) = &mut self.access {
-                        a.reopen();
-                    }
-                }
-                Signal::Unsupported => {
-                    warn!("SIGUSR2 ignored: ekilibri has no binary upgrade; send SIGHUP to reload");
-                }
-            }
+        if reopen && let Some(a) = &mut self.access {
+            a.reopen();
+        }
+        if unsupported {
+            warn!("SIGUSR2 ignored: ekilibri has no binary upgrade; send SIGHUP to reload");
+        }
+        if reload {
+            self.reload();
+        }
+        for _ in 0..stops {
+            self.shutdown();
         }
     }
 
@@ -992,9 +997,16 @@ impl Reactor {
                     return;
                 }
             };
+            if self.admins >= MAX_ADMIN_CONNECTIONS {
+                // A scraper that holds connections must not use up the
+                // descriptors clients and backends need: closed at once.
+                debug!("admin connection refused: {MAX_ADMIN_CONNECTIONS} open");
+                continue;
+            }
             let Ok((key, generation)) = self.register(&mut sock) else {
                 continue;
             };
+            self.admins += 1;
             let since = self.now;
             self.insert_at(
                 key,
@@ -1889,12 +1901,19 @@ impl Reactor {
         if let Some(a) = &mut self.access {
             let o = super::access::Outcome {
                 client: c.peer,
+                // A response cut off in its body is logged as status 0,
+                // with the body bytes the client did get.
                 status: match &ex.resp {
-                    ResponsePhase::Body(h, _) | ResponsePhase::Done(h) => h.status,
+                    ResponsePhase::Body(..) => 0,
+                    ResponsePhase::Done(h) => h.status,
                     ResponsePhase::Tunnel { .. } => 101,
                     ResponsePhase::Head(_) => err.status(),
                 },
-                bytes: 0,
+                bytes: match &ex.resp {
+                    ResponsePhase::Body(_, relay) => relay.moved(),
+                    ResponsePhase::Done(_) => ex.resp_bytes,
+                    _ => 0,
+                },
                 backend: Some(self.backends[ex.backend].addr),
                 upstream_time: ex.upstream_time,
                 total_time: self.precise.saturating_sub(ex.first_at),
@@ -2465,6 +2484,9 @@ impl Reactor {
             return;
         }
         *generation = 0;
+        if let Entry::Admin(_) = entry {
+            self.admins -= 1;
+        }
         if let Some((_, id)) = entry.timer_mut().take() {
             self.wheel.cancel(id);
         }
