@@ -1081,13 +1081,16 @@ pub fn rewrite_request(
     // (RFC 9110 §7.6.2); at 0 the request stops here.
     let limits_hops = matches!(method, Method::Trace | Method::Options);
     let mut max_forwards: Option<u64> = None;
+    let mut max_forwards_seen = false;
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         if limits_hops && eq_lower(name, b"max-forwards") {
-            // A singleton field: after the value used, others are dropped.
-            if max_forwards.is_some() {
+            // A singleton field: the first one counts (decremented if it
+            // is digits, passed on as it is if not), others are dropped.
+            if max_forwards_seen {
                 continue;
             }
+            max_forwards_seen = true;
             if let Some(n) = parse_decimal(trim(h.value)) {
                 max_forwards = Some(n);
                 continue;

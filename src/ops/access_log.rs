@@ -351,6 +351,16 @@ impl LogBuffer {
         lines
     }
 
+    /// The destination was replaced (the file reopened): a newline queued
+    /// to end a line cut in the old file does not belong in the new one.
+    pub fn reopened(&mut self) {
+        if self.repair {
+            self.buf.consume(1);
+        }
+        self.repair = false;
+        self.mid_line = false;
+    }
+
     /// Lines dropped because they did not fit.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -359,6 +369,18 @@ impl LogBuffer {
     /// Bytes waiting to be written.
     pub fn pending(&self) -> usize {
         self.buf.len()
+    }
+
+    #[cfg(test)]
+    fn clone_for_test(&self) -> LogBuffer {
+        let mut buf = Buf::with_capacity(self.buf.capacity());
+        buf.put(self.buf.data());
+        LogBuffer {
+            buf,
+            dropped: self.dropped,
+            mid_line: self.mid_line,
+            repair: self.repair,
+        }
     }
 
     /// Nothing is waiting.
@@ -672,6 +694,13 @@ mod tests {
         assert!(b.flush_to(&mut full).is_err());
         assert_eq!(b.clear(), 1);
         assert_eq!(b.dropped(), 2);
+        // A reopened file does not start with it.
+        let mut other = b.clone_for_test();
+        other.reopened();
+        other.push(b"five\n");
+        let mut fresh = Vec::new();
+        other.flush_to(&mut fresh).unwrap();
+        assert_eq!(fresh, b"five\n");
         // Room again: the cut line is ended first.
         b.push(b"four\n");
         let mut ok = Vec::new();

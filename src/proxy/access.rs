@@ -220,7 +220,10 @@ impl AccessSink {
     pub fn reopen(&mut self) {
         if let Dest::File(f, path) = &mut self.dest {
             match open_append(path) {
-                Ok(new) => *f = new,
+                Ok(new) => {
+                    *f = new;
+                    self.buf.reopened();
+                }
                 Err(e) => warn!("access log: cannot reopen {}: {e}", path.display()),
             }
         }

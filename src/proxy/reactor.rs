@@ -571,11 +571,7 @@ impl Reactor {
         // First everything that can fail (sockets, the log file), so that a
         // failed reload changes nothing; then the changes, which cannot fail.
         let listener = if new.listen != self.cfg.listen && self.draining.is_none() {
-            Some(prepare_listener(
-                new.listen,
-                new.workers > 1,
-                self.listener.as_ref(),
-            )?)
+            Some(prepare_listener(new.listen, new.workers > 1)?)
         } else {
             None
         };
@@ -591,8 +587,7 @@ impl Reactor {
         let admin = if new.admin_listen != self.cfg.admin_listen {
             match new.admin_listen {
                 Some(addr) => Some(Some(
-                    prepare_listener(addr, new.workers > 1, self.admin.as_ref())
-                        .map_err(|e| format!("{e} (admin)"))?,
+                    prepare_listener(addr, new.workers > 1).map_err(|e| format!("{e} (admin)"))?,
                 )),
                 None => Some(None),
             }
@@ -600,7 +595,7 @@ impl Reactor {
             None
         };
         if let Some(listener) = listener {
-            match self.swap_in(listener, LISTENER, new.workers > 1) {
+            match self.swap_in(listener, LISTENER) {
                 Ok(l) => {
                     self.local_addr = l.local_addr().unwrap_or(new.listen);
                     self.listener = Some(l);
@@ -716,9 +711,8 @@ impl Reactor {
             changes.push("access log reopened".into());
         }
         if let Some(listener) = admin {
-            let reuse_port = new.workers > 1;
             let swapped = match listener {
-                Some(l) => self.swap_in(l, ADMIN, reuse_port).map(Some),
+                Some(l) => self.swap_in(l, ADMIN).map(Some),
                 None => {
                     if let Some(mut old) = self.admin.take() {
                         let _ = self.poll.registry().deregister(&mut old);
@@ -760,53 +754,17 @@ impl Reactor {
         })
     }
 
-    /// Puts a prepared listener in place of the one `token` names (the main
-    /// listener or the admin one) and returns it. A bound socket is
-    /// registered before the old one is closed; one that could not be bound
-    /// beside the old one (the same port on another address) is bound once
-    /// the old one is closed, and if that fails the old address is bound
-    /// again and the error returned (the old listener stays in place).
-    fn swap_in(
-        &mut self,
-        prepared: Prepared,
-        token: Token,
-        reuse_port: bool,
-    ) -> Result<TcpListener, String> {
+    /// Puts a bound listener in place of the one `token` names (the main
+    /// listener or the admin one): registered before the old one is closed,
+    /// so there is no instant without a listener.
+    fn swap_in(&mut self, mut fresh: TcpListener, token: Token) -> io::Result<TcpListener> {
+        let registry = self.poll.registry();
+        registry.register(&mut fresh, token, Interest::READABLE)?;
         let slot = if token == ADMIN {
             &mut self.admin
         } else {
             &mut self.listener
         };
-        let registry = self.poll.registry();
-        let mut fresh = match prepared {
-            Prepared::Bound(l) => l,
-            Prepared::AfterClose(addr) => {
-                let old_addr = slot.as_ref().and_then(|l| l.local_addr().ok());
-                if let Some(mut old) = slot.take() {
-                    let _ = registry.deregister(&mut old);
-                }
-                match super::listen::bind(addr, reuse_port) {
-                    Ok(l) => TcpListener::from_std(l),
-                    Err(e) => {
-                        if let Some(back) =
-                            old_addr.and_then(|a| super::listen::bind(a, reuse_port).ok())
-                        {
-                            let mut back = TcpListener::from_std(back);
-                            if registry
-                                .register(&mut back, token, Interest::READABLE)
-                                .is_ok()
-                            {
-                                *slot = Some(back);
-                            }
-                        }
-                        return Err(e.to_string());
-                    }
-                }
-            }
-        };
-        registry
-            .register(&mut fresh, token, Interest::READABLE)
-            .map_err(|e| e.to_string())?;
         if let Some(mut old) = slot.take() {
             let _ = registry.deregister(&mut old);
         }
@@ -2548,34 +2506,14 @@ fn req_out_coding(framing: Framing) -> head::OutCoding {
     }
 }
 
-/// A listener a reload is about to put in place.
-enum Prepared {
-    /// Bound beside the running one.
-    Bound(TcpListener),
-    /// The same port as the running one on another address (say
-    /// `127.0.0.1:P` to `0.0.0.0:P`): the two cannot be bound at once, so
-    /// this one is bound when the running one is closed.
-    AfterClose(SocketAddr),
-}
-
-/// Binds `addr` for a reload, beside the `running` listener if possible.
-fn prepare_listener(
-    addr: SocketAddr,
-    reuse_port: bool,
-    running: Option<&TcpListener>,
-) -> Result<Prepared, String> {
-    match super::listen::bind(addr, reuse_port) {
-        Ok(l) => Ok(Prepared::Bound(TcpListener::from_std(l))),
-        Err(e)
-            if e.kind() == io::ErrorKind::AddrInUse
-                && running
-                    .and_then(|l| l.local_addr().ok())
-                    .is_some_and(|old| old.port() == addr.port() && old.ip() != addr.ip()) =>
-        {
-            Ok(Prepared::AfterClose(addr))
-        }
-        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
-    }
+/// Binds `addr` for a reload, beside the running listener. (The same port
+/// on another address, `127.0.0.1:P` to `0.0.0.0:P`, cannot be bound beside
+/// it: such a reload fails and changes nothing, rather than closing the
+/// running listener first and perhaps failing after.)
+fn prepare_listener(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, String> {
+    super::listen::bind(addr, reuse_port)
+        .map(TcpListener::from_std)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// Largest connection generation: a token or timer key is `key |

@@ -845,6 +845,10 @@ fn max_forwards_is_decremented_and_stops_at_zero() {
     assert!(!h.final_hop);
     assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
     assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
+    let (_, out) =
+        req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\nMax-Forwards: 1\r\n\r\n").unwrap();
+    assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
+    assert!(out.contains("Max-Forwards: x\r\n"), "{out}");
 }
 
 #[test]
