@@ -1077,8 +1077,8 @@ pub fn rewrite_request(
     }
     let upgrade = facts.connection_upgrade && facts.upgrade && framing == Framing::None;
     let mut expect_forwarded = false;
-    // TRACE and OPTIONS: the first valid Max-Forwards goes out decremented
-    // (RFC 9110 §7.6.2); at 0 the request stops here.
+    // TRACE and OPTIONS: Max-Forwards goes out decremented (RFC 9110
+    // §7.6.2); at 0 the request stops here.
     let limits_hops = matches!(method, Method::Trace | Method::Options);
     let mut max_forwards: Option<u64> = None;
     let mut max_forwards_seen = false;
