@@ -161,6 +161,11 @@ impl SignalPipe {
             // SAFETY: read(2) into a live buffer of its length.
             let n =
                 unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                // Interrupted by a signal: bytes may remain, and the pipe is
+                // edge-triggered, so read on.
+                continue;
+            }
             if n <= 0 {
                 return;
             }
