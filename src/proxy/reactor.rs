@@ -595,10 +595,10 @@ impl Reactor {
             None
         };
         if let Some(listener) = listener {
-            match self.swap_in(listener, LISTENER) {
-                Ok(l) => {
-                    self.local_addr = l.local_addr().unwrap_or(new.listen);
-                    self.listener = Some(l);
+            let addr = listener.local_addr().unwrap_or(new.listen);
+            match self.swap_in(Some(listener), LISTENER) {
+                Ok(()) => {
+                    self.local_addr = addr;
                     self.accept_pending = true;
                     changes.push(format!("listening on {}", self.local_addr));
                 }
@@ -711,18 +711,8 @@ impl Reactor {
             changes.push("access log reopened".into());
         }
         if let Some(listener) = admin {
-            let swapped = match listener {
-                Some(l) => self.swap_in(l, ADMIN).map(Some),
-                None => {
-                    if let Some(mut old) = self.admin.take() {
-                        let _ = self.poll.registry().deregister(&mut old);
-                    }
-                    Ok(None)
-                }
-            };
-            match swapped {
-                Ok(l) => {
-                    self.admin = l;
+            match self.swap_in(listener, ADMIN) {
+                Ok(()) => {
                     changes.push(format!("admin listener {:?}", new.admin_listen));
                 }
                 Err(e) => {
@@ -754,21 +744,25 @@ impl Reactor {
         })
     }
 
-    /// Puts a bound listener in place of the one `token` names (the main
-    /// listener or the admin one): registered before the old one is closed,
-    /// so there is no instant without a listener.
-    fn swap_in(&mut self, mut fresh: TcpListener, token: Token) -> io::Result<TcpListener> {
+    /// Puts `fresh` in place of the listener `token` names (the main
+    /// listener or the admin one), or closes that listener for `None`. A new
+    /// listener is registered before the old one is closed, so there is no
+    /// instant without one; if it cannot be registered, the old one stays.
+    fn swap_in(&mut self, fresh: Option<TcpListener>, token: Token) -> io::Result<()> {
         let registry = self.poll.registry();
-        registry.register(&mut fresh, token, Interest::READABLE)?;
+        let mut fresh = fresh;
+        if let Some(l) = &mut fresh {
+            registry.register(l, token, Interest::READABLE)?;
+        }
         let slot = if token == ADMIN {
             &mut self.admin
         } else {
             &mut self.listener
         };
-        if let Some(mut old) = slot.take() {
+        if let Some(mut old) = std::mem::replace(slot, fresh) {
             let _ = registry.deregister(&mut old);
         }
-        Ok(fresh)
+        Ok(())
     }
 
     /// Starts a graceful shutdown: stop accepting, answer what is in flight
