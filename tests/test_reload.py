@@ -344,3 +344,40 @@ def test_admin_listener_moved_to_the_same_port_on_another_address_keeps_the_old_
     wait_for_log(lb, f"reload failed, keeping the running configuration: cannot listen on 0.0.0.0:{port}")
     assert request_once(admin, "GET", "/status.json").status == 200
     assert serves(lb.addr) == "b1"
+
+
+def test_workers_apply_one_read_of_the_file(backend_factory, ekilibri_factory):
+    """With `workers = 2` the file is read once and both workers apply that
+    one result: reading it once per worker could give the workers two
+    different configurations. The file is a FIFO written exactly once; a
+    second reader would get nothing (or wait for ever)."""
+    b1, b2 = backend_factory(2)
+    lb = ekilibri_factory([b1], workers=2)
+    path = lb.config_path
+    new_text = path.read_text().replace(harness.toml_value(harness.server_entry(b1)),
+                                        harness.toml_value(harness.server_entry(b2)))
+    path.unlink()
+    os.mkfifo(path)
+    lb.popen.send_signal(signal.SIGHUP)
+    writer = _feed_fifo(path, new_text)
+    try:
+        writer.join(timeout=5)
+        assert not writer.is_alive(), "the reload never opened the file"
+        deadline = time.monotonic() + 5
+        while True:
+            log = lb.log_path.read_text()
+            applied = [line for line in log.splitlines() if "configuration reloaded" in line]
+            if len(applied) == 2 or "reload failed" in log or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert "reload failed" not in log, log
+        assert len(applied) == 2 and all("backends added" in line for line in applied), log
+        # New connections land on both workers; every one goes to b2 now.
+        for _ in range(20):
+            assert serves(lb.addr) == "b2"
+    finally:
+        if writer.is_alive():
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            os.close(fd)
+        path.unlink()
+        path.write_text(new_text)

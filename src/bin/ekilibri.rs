@@ -134,9 +134,15 @@ fn main() -> ExitCode {
         println!("      curl -i -X POST --data hello http://{addr}/echo");
         println!("Stop with Ctrl-C.");
     }
+    // One hub for all workers: a reload reads the file once, and every
+    // worker applies that one result.
+    let hub = ekilibri::proxy::ReloadHub::default();
     for r in &mut reactors {
-        if !args.demo {
-            r.set_config_path(args.file.clone(), args.listen);
+        if !args.demo
+            && let Err(e) = r.set_config_path(args.file.clone(), args.listen, &hub)
+        {
+            eprintln!("ekilibri: cannot set up reloads: {e}");
+            return ExitCode::from(1);
         }
         if let Err(e) = r.enable_signals() {
             eprintln!("ekilibri: cannot set up signal handling: {e}");

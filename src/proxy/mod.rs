@@ -19,3 +19,4 @@ pub mod retry_budget;
 pub mod signals;
 
 pub use reactor::{ADMIN_SERVER, Reactor, ReactorError};
+pub use reload::ReloadHub;

@@ -17,6 +17,7 @@ use super::conn::{
 use super::health::{FailureKind, Health, Transition};
 use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
 use super::probe::{self, Probe, ProbePhase};
+use super::reload::ReloadHub;
 use super::retry_budget::RetryBudget;
 use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
@@ -286,7 +287,7 @@ pub struct Reactor {
     metrics: crate::ops::Metrics,
     /// The file SIGHUP reloads.
     config_path: Option<std::path::PathBuf>,
-    /// Reads that file off the loop (created by the first reload).
+    /// Reads that file off the loop, for every worker.
     loader: Option<super::reload::Loader>,
     /// `--listen` given on the command line wins over the file on reload.
     listen_override: Option<SocketAddr>,
@@ -489,34 +490,33 @@ impl Reactor {
 
     /// The configuration file that SIGHUP re-reads, and a listen address
     /// from the command line that reloads keep instead of the file's.
+    /// Every worker of a process subscribes to the same `hub`, so that one
+    /// read of the file reaches them all; the first to subscribe reads.
     pub fn set_config_path(
         &mut self,
         path: std::path::PathBuf,
         listen_override: Option<SocketAddr>,
-    ) {
+        hub: &ReloadHub,
+    ) -> std::io::Result<()> {
+        self.loader = Some(hub.subscribe(self.poll.registry(), RELOADED)?);
         self.config_path = Some(path);
         self.listen_override = listen_override;
+        Ok(())
     }
 
     /// SIGHUP: re-reads and validates the configuration file, on a helper
     /// thread so that a slow resolver for host names in `servers` does not
     /// stall traffic; a later turn of the loop applies the result
     /// (`finish_reload`, on the loader's waker). A reload asked for while
-    /// one is under way reads the file once more after it.
+    /// one is under way reads the file once more after it. With several
+    /// workers only the leader starts the read, and every worker applies
+    /// its result.
     pub fn reload(&mut self) {
-        let Some(path) = self.config_path.clone() else {
+        let (Some(path), Some(loader)) = (self.config_path.clone(), self.loader.as_mut()) else {
             warn!("SIGHUP: no configuration file to reload");
             return;
         };
-        if self.loader.is_none() {
-            match super::reload::Loader::new(self.poll.registry(), RELOADED) {
-                Ok(l) => self.loader = Some(l),
-                Err(e) => return self.reload_failed(&format!("cannot start the reload: {e}")),
-            }
-        }
-        if let Some(loader) = &mut self.loader
-            && let Err(e) = loader.request(path)
-        {
+        if let Err(e) = loader.request(path) {
             self.reload_failed(&format!("cannot start the reload: {e}"));
         }
     }
@@ -528,25 +528,18 @@ impl Reactor {
     /// is bound before the old one closes, in-flight requests finish, and
     /// removed backends take no new request and their connections drain.
     fn finish_reload(&mut self) {
-        let Some(result) = self.loader.as_mut().and_then(|l| l.take()) else {
-            return;
-        };
-        let applied = match result {
-            Ok(Ok(new)) => self.apply(new),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("cannot read the file: {e}")),
-        };
-        match applied {
-            Ok(summary) => {
-                self.metrics.on_reload(true);
-                info!("configuration reloaded: {summary}");
+        while let Some(result) = self.loader.as_mut().and_then(|l| l.take()) {
+            let applied = match result {
+                Ok(new) => self.apply(new),
+                Err(e) => Err(e.to_string()),
+            };
+            match applied {
+                Ok(summary) => {
+                    self.metrics.on_reload(true);
+                    info!("configuration reloaded: {summary}");
+                }
+                Err(e) => self.reload_failed(&e),
             }
-            Err(e) => self.reload_failed(&e),
-        }
-        if let Some(loader) = &mut self.loader
-            && let Err(e) = loader.resume()
-        {
-            self.reload_failed(&format!("cannot start the reload: {e}"));
         }
     }
 

@@ -1,15 +1,22 @@
-//! Reloads read the configuration file off the event loop.
+//! Reloads read the configuration file off the event loop, once for every
+//! worker.
 //!
 //! Reading and validating a file is quick, but resolving host names in
 //! `servers` can wait seconds on a slow or dead resolver. So a reload runs
 //! [`crate::config::load`] on a short-lived thread and hands the result
 //! back through a channel and a [`mio::Waker`]; the loop goes on serving
 //! meanwhile and applies the result in a later turn.
+//!
+//! With `workers = N`, every worker receives `SIGHUP`, but only the first
+//! one (the leader) starts the read, and the one result goes to all of
+//! them. Reading the file once per worker could give two workers two
+//! configurations: the file may be rewritten between two reads, and a
+//! host name may resolve differently.
 
 use std::io;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::{Registry, Token, Waker};
 
@@ -18,89 +25,167 @@ use crate::config::{Config, ConfigError};
 /// The outcome of one background read.
 pub type Loaded = Result<Config, ConfigError>;
 
-/// Reads configuration files on a helper thread, one at a time.
+/// What reads a file (`crate::config::load`, or a stand-in in tests).
+type ReadFn = fn(&Path) -> Loaded;
+
+/// Shared by every worker's [`Loader`].
 #[derive(Debug)]
-pub struct Loader {
-    waker: Arc<Waker>,
-    /// The read under way, if any.
-    pending: Option<Receiver<Loaded>>,
+struct Hub {
+    read: ReadFn,
+    /// Where each result goes: one channel and waker per worker.
+    subscribers: Vec<(Sender<Loaded>, Arc<Waker>)>,
+    /// A read is under way.
+    reading: bool,
     /// Another reload was asked for while one was under way: the file may
     /// have changed after it was read, so it is read once more.
     again: Option<PathBuf>,
 }
 
-/// Wakes the loop when the reading thread ends, even if it panicked.
-struct WakeOnDrop(Arc<Waker>);
+/// The reload machinery shared by the workers of one process; hand out
+/// one loader per worker (`Reactor::set_config_path` subscribes).
+#[derive(Debug, Clone)]
+pub struct ReloadHub(Arc<Mutex<Hub>>);
 
-impl Drop for WakeOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.wake();
+impl Default for ReloadHub {
+    fn default() -> Self {
+        ReloadHub::with_reader(crate::config::load)
     }
 }
 
-impl Loader {
-    /// Registers the waker that reports finished reads as `token`
-    /// (one per poller).
-    pub fn new(registry: &Registry, token: Token) -> io::Result<Loader> {
-        Ok(Loader {
-            waker: Arc::new(Waker::new(registry, token)?),
-            pending: None,
+impl ReloadHub {
+    fn with_reader(read: ReadFn) -> ReloadHub {
+        ReloadHub(Arc::new(Mutex::new(Hub {
+            read,
+            subscribers: Vec::new(),
+            reading: false,
             again: None,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Hub> {
+        // A panic while holding the lock leaves plain data behind.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A worker's end: results are reported on `registry` as `token`. The
+    /// first subscriber is the leader, whose requests start reads.
+    pub(crate) fn subscribe(&self, registry: &Registry, token: Token) -> io::Result<Loader> {
+        let waker = Arc::new(Waker::new(registry, token)?);
+        let (tx, rx) = mpsc::channel();
+        let mut hub = self.lock();
+        let leader = hub.subscribers.is_empty();
+        hub.subscribers.push((tx, waker));
+        Ok(Loader {
+            hub: self.clone(),
+            rx,
+            leader,
         })
     }
 
-    /// Starts reading `path`. If a read is under way, another one starts
-    /// when it finishes (several requests meanwhile make one read).
-    pub fn request(&mut self, path: PathBuf) -> io::Result<()> {
-        if self.pending.is_some() {
-            self.again = Some(path);
+    /// Starts a read of `path` unless one is under way, in which case
+    /// another follows it (several requests meanwhile make one read).
+    fn request(&self, path: PathBuf) -> io::Result<()> {
+        let mut hub = self.lock();
+        if hub.reading {
+            hub.again = Some(path);
             return Ok(());
         }
-        let (tx, rx) = mpsc::channel();
-        let wake = WakeOnDrop(Arc::clone(&self.waker));
-        std::thread::Builder::new()
+        hub.reading = true;
+        let read = hub.read;
+        drop(hub);
+        let reader = Reader {
+            hub: self.clone(),
+            path: path.clone(),
+            done: false,
+        };
+        let spawned = std::thread::Builder::new()
             .name("reload".into())
-            .spawn(move || {
-                // Dropped in reverse: the sender goes first, so the loop,
-                // once woken, sees the result or a closed channel.
-                let _wake = wake;
-                let tx = tx;
-                let _ = tx.send(crate::config::load(&path));
-            })?;
-        self.pending = Some(rx);
+            .spawn(move || reader.run(read));
+        if let Err(e) = spawned {
+            self.lock().reading = false;
+            return Err(e);
+        }
         Ok(())
     }
+}
 
-    /// Whether a read is under way.
-    #[cfg(test)]
-    fn busy(&self) -> bool {
-        self.pending.is_some()
-    }
+/// The reading thread's state; if the thread ends without a result (a
+/// panic), dropping it still tells every worker and lets later reloads run.
+struct Reader {
+    hub: ReloadHub,
+    path: PathBuf,
+    done: bool,
+}
 
-    /// The finished read, if there is one (call when the waker's token
-    /// fires, then [`Loader::resume`]).
-    pub fn take(&mut self) -> Option<io::Result<Loaded>> {
-        let result = match self.pending.as_ref()?.try_recv() {
-            Ok(loaded) => Ok(loaded),
-            Err(TryRecvError::Empty) => return None,
-            Err(TryRecvError::Disconnected) => {
-                Err(io::Error::other("the reload thread ended without a result"))
+impl Reader {
+    fn run(mut self, read: ReadFn) {
+        loop {
+            let loaded = read(&self.path);
+            let mut hub = self.hub.lock();
+            broadcast(&hub, &loaded);
+            match hub.again.take() {
+                Some(next) => self.path = next,
+                None => {
+                    hub.reading = false;
+                    self.done = true;
+                    return;
+                }
             }
-        };
-        self.pending = None;
-        Some(result)
-    }
-
-    /// Starts the read asked for while the last one was under way, if any.
-    pub fn resume(&mut self) -> io::Result<()> {
-        match self.again.take() {
-            Some(path) if self.pending.is_none() => self.request(path),
-            Some(path) => {
-                self.again = Some(path);
-                Ok(())
-            }
-            None => Ok(()),
         }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut hub = self.hub.lock();
+        hub.reading = false;
+        hub.again = None;
+        let lost = Err(ConfigError {
+            file: self.path.display().to_string(),
+            key: None,
+            position: None,
+            reason: "the reload thread ended without a result".into(),
+        });
+        broadcast(&hub, &lost);
+    }
+}
+
+fn broadcast(hub: &Hub, loaded: &Loaded) {
+    for (tx, waker) in &hub.subscribers {
+        // A worker that has stopped no longer listens; the others still do.
+        if tx.send(loaded.clone()).is_ok() {
+            let _ = waker.wake();
+        }
+    }
+}
+
+/// One worker's end of the [`ReloadHub`].
+#[derive(Debug)]
+pub struct Loader {
+    hub: ReloadHub,
+    rx: Receiver<Loaded>,
+    leader: bool,
+}
+
+impl Loader {
+    /// `SIGHUP` arrived: the leader starts reading `path` (every worker
+    /// gets the result); the others wait for that result.
+    pub fn request(&mut self, path: PathBuf) -> io::Result<()> {
+        if self.leader {
+            self.hub.request(path)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The next finished read, if there is one (call when the waker's
+    /// token fires, until it returns `None`).
+    pub fn take(&mut self) -> Option<Loaded> {
+        // Disconnected cannot happen: the hub holds the sender.
+        self.rx.try_recv().ok()
     }
 }
 
@@ -108,19 +193,23 @@ impl Loader {
 mod tests {
     use super::*;
     use mio::{Events, Poll};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     fn wait(poll: &mut Poll, loader: &mut Loader) -> Loaded {
         let mut events = Events::with_capacity(4);
         for _ in 0..500 {
+            if let Some(r) = loader.take() {
+                return r;
+            }
             poll.poll(&mut events, Some(Duration::from_millis(20)))
                 .unwrap();
-            if let Some(r) = loader.take() {
-                loader.resume().unwrap();
-                return r.unwrap();
-            }
         }
         panic!("no reload result");
+    }
+
+    fn busy(loader: &Loader) -> bool {
+        loader.hub.lock().reading
     }
 
     #[test]
@@ -130,25 +219,75 @@ mod tests {
         let path = dir.join("a.toml");
         std::fs::write(&path, "servers = [\"127.0.0.1:9001\"]\n").unwrap();
         let mut poll = Poll::new().unwrap();
-        let mut loader = Loader::new(poll.registry(), Token(7)).unwrap();
+        let mut loader = ReloadHub::default()
+            .subscribe(poll.registry(), Token(7))
+            .unwrap();
         assert!(loader.take().is_none());
         loader.request(path.clone()).unwrap();
         // Asked again while the first read may still run: one more read.
         loader.request(path.clone()).unwrap();
         let first = wait(&mut poll, &mut loader).unwrap();
         assert_eq!(first.servers[0].addr.port(), 9001);
-        // The second request started a second read as the first finished.
-        assert!(loader.busy());
+        // The second request makes a second read, whenever the first ended.
         assert_eq!(wait(&mut poll, &mut loader).unwrap().servers.len(), 1);
-        assert!(!loader.busy());
         std::fs::write(&path, "servers = [\"127.0.0.1:9002\"]\n").unwrap();
+        while busy(&loader) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(loader.take().is_none(), "two requests, two reads");
         loader.request(path.clone()).unwrap();
         let last = wait(&mut poll, &mut loader).unwrap();
         assert_eq!(last.servers[0].addr.port(), 9002);
-        assert!(!loader.busy());
         std::fs::write(&path, "servers = [").unwrap();
         loader.request(path.clone()).unwrap();
         assert!(wait(&mut poll, &mut loader).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    static READS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Gives a different configuration on every read, as a file rewritten
+    /// between two reads (or a host name resolving anew) would.
+    fn counting_read(path: &Path) -> Loaded {
+        let n = READS.fetch_add(1, Ordering::SeqCst);
+        let toml = format!("servers = [\"127.0.0.1:{}\"]\n", 9100 + n);
+        crate::config::parse(path, &toml)
+    }
+
+    #[test]
+    fn every_worker_applies_the_one_read_the_leader_started() {
+        let hub = ReloadHub::with_reader(counting_read);
+        let (mut p1, mut p2) = (Poll::new().unwrap(), Poll::new().unwrap());
+        let mut leader = hub.subscribe(p1.registry(), Token(7)).unwrap();
+        let mut other = hub.subscribe(p2.registry(), Token(7)).unwrap();
+        let path = PathBuf::from("workers.toml");
+        // Both workers get SIGHUP; the second worker's request reads nothing.
+        other.request(path.clone()).unwrap();
+        leader.request(path.clone()).unwrap();
+        let a = wait(&mut p1, &mut leader).unwrap();
+        let b = wait(&mut p2, &mut other).unwrap();
+        assert_eq!(a, b, "both workers got the same configuration");
+        assert_eq!(READS.load(Ordering::SeqCst), 1, "the file was read once");
+        while busy(&leader) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(leader.take().is_none() && other.take().is_none());
+    }
+
+    fn panicking_read(_: &Path) -> Loaded {
+        panic!("reader failed");
+    }
+
+    #[test]
+    fn a_reader_that_panics_reports_an_error_and_later_reloads_still_run() {
+        let hub = ReloadHub::with_reader(panicking_read);
+        let mut poll = Poll::new().unwrap();
+        let mut loader = hub.subscribe(poll.registry(), Token(7)).unwrap();
+        let path = PathBuf::from("gone.toml");
+        for _ in 0..2 {
+            loader.request(path.clone()).unwrap();
+            let e = wait(&mut poll, &mut loader).unwrap_err();
+            assert!(e.reason.contains("without a result"), "{e}");
+        }
     }
 }
