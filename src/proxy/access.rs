@@ -52,18 +52,20 @@ impl Captured {
         let t = take(target, MAX_CAPTURE - self.bytes.len());
         self.bytes.extend_from_slice(&target[..t]);
         self.target = t;
-        let (mut referer, mut agent): (&[u8], &[u8]) = (b"", b"");
+        // The first of repeated fields, as nginx's `$http_user_agent`.
+        let (mut referer, mut agent): (Option<&[u8]>, Option<&[u8]>) = (None, None);
         for l in head[line_end..].split(|&b| b == b'\n') {
             let l = l.strip_suffix(b"\r").unwrap_or(l);
             if let Some(colon) = l.iter().position(|&b| b == b':') {
                 let (name, value) = (&l[..colon], trim(&l[colon + 1..]));
                 if name.eq_ignore_ascii_case(b"referer") {
-                    referer = value;
+                    referer = referer.or(Some(value));
                 } else if name.eq_ignore_ascii_case(b"user-agent") {
-                    agent = value;
+                    agent = agent.or(Some(value));
                 }
             }
         }
+        let (referer, agent) = (referer.unwrap_or_default(), agent.unwrap_or_default());
         let r = take(referer, MAX_CAPTURE - self.bytes.len());
         self.bytes.extend_from_slice(&referer[..r]);
         self.referer = r;
@@ -275,5 +277,12 @@ mod tests {
         assert_eq!(c.version, "HTTP/1.0");
         c.capture(b"POST / HTTP/1.1\r\n\r\n");
         assert_eq!(c.parts(), (&b"POST"[..], &b"/"[..], &b""[..], &b""[..]));
+    }
+
+    #[test]
+    fn repeated_referer_and_agent_log_the_first_as_nginx_does() {
+        let mut c = Captured::default();
+        c.capture(b"GET / HTTP/1.1\r\nUser-Agent: one\r\nReferer: r1\r\nuser-agent: two\r\nReferer: r2\r\n\r\n");
+        assert_eq!(c.parts(), (&b"GET"[..], &b"/"[..], &b"r1"[..], &b"one"[..]));
     }
 }
