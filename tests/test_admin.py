@@ -161,3 +161,23 @@ def test_idle_admin_connections_are_capped(backend_factory, ekilibri_factory):
             pass
         assert time.monotonic() < deadline, "the admin port does not answer after the idle connections closed"
         time.sleep(0.05)
+
+
+def test_admin_port_answers_other_methods_with_allow_and_garbage_with_400(backend_factory, ekilibri_factory):
+    """RFC 9110 §15.5.6: a 405 names the methods allowed; a line that is not
+    an HTTP request line is a 400."""
+    import socket
+
+    lb = ekilibri_factory(backend_factory(1), admin_listen="127.0.0.1:0")
+    addr = admin_addr(lb)
+    r = request_once(addr, "DELETE", "/metrics")
+    assert r.status == 405 and r.header("Allow") == "GET, HEAD", r
+    host, port = addr.rsplit(":", 1)
+    for line in (b"garbage", b"GET /metrics", b"GET /metrics HTTP/1.1 extra", b"get /metrics HTTP/1.1"):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(line + b"\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 "), (line, answer)
+    assert request_once(addr, "GET", "/metrics").status == 200

@@ -98,3 +98,51 @@ def test_readme_config_example_is_valid(tmp_path):
     path.write_text(m.group(1))
     res = run_ekilibri(["--check", "-f", path])
     assert res.returncode == 0, f"README example rejected: {res.stderr!r}"
+
+
+def test_start_up_failures_caused_by_the_file_exit_2_with_one_line(tmp_path, backend_factory, ekilibri_factory):
+    """An address that cannot be bound, or an access log that cannot be
+    opened, is the configuration's problem: one line naming it, exit 2."""
+    import socket
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    taken = "127.0.0.1:%d" % held.getsockname()[1]
+    # A second ekilibri with workers = 2 must not bind beside the first
+    # through SO_REUSEPORT and take half its connections.
+    running = ekilibri_factory(backend_factory(1), workers=2, max_connections=100)
+    cases = {
+        "port-in-use": harness.config_text(SERVERS, listen=taken),
+        "port-of-a-running-ekilibri": harness.config_text(SERVERS, listen=running.addr, workers=2,
+                                                          max_connections=100),
+        "admin-port-in-use": harness.config_text(SERVERS, listen="127.0.0.1:0", admin_listen=taken),
+        "access-log-dir-missing": harness.config_text(SERVERS, listen="127.0.0.1:0",
+                                                      access_log=str(tmp_path / "no" / "such.log")),
+    }
+    try:
+        for case, text in cases.items():
+            path = tmp_path / f"{case}.toml"
+            path.write_text(text)
+            res = run_ekilibri(["-f", path])
+            stderr = res.stderr.decode("utf-8", "replace")
+            assert res.returncode == 2, f"{case}: exit code {res.returncode}, stderr {stderr!r}"
+            lines = stderr.splitlines()
+            assert len(lines) == 1, f"{case}: {stderr!r}"
+            want = str(tmp_path / "no" / "such.log") if case == "access-log-dir-missing" else "Address already in use"
+            assert want in lines[0], f"{case}: {lines[0]!r}"
+        # The running one still has the whole port.
+        with socket.create_connection(running.addr.rsplit(":", 1), timeout=5):
+            pass
+    finally:
+        held.close()
+
+
+def test_listen_on_the_admin_address_and_demo_with_a_missing_file_exit_2(tmp_path):
+    path = tmp_path / "admin.toml"
+    path.write_text(harness.config_text(SERVERS, listen="127.0.0.1:0", admin_listen="127.0.0.1:18999"))
+    res = run_ekilibri(["-f", path, "--listen", "127.0.0.1:18999"])
+    assert res.returncode == 2 and b"admin_listen" in res.stderr, res
+    # --demo makes the default file optional, not a file named with -f.
+    res = run_ekilibri(["--demo", "-f", tmp_path / "missing.toml"])
+    assert res.returncode == 2 and b"missing.toml" in res.stderr, res

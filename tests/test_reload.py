@@ -381,3 +381,31 @@ def test_workers_apply_one_read_of_the_file(backend_factory, ekilibri_factory):
             os.close(fd)
         path.unlink()
         path.write_text(new_text)
+
+
+def test_reload_to_port_0_with_two_workers_is_refused_not_split(backend_factory, ekilibri_factory, tmp_path):
+    """Each worker applies a reload by itself: with port 0 each would bind a
+    port of its own, and the clients of one port would reach half the
+    workers. The reload fails and says why; the running address stays."""
+    import re
+    import socket
+
+    (b1,) = backend_factory(1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        fixed = "127.0.0.1:%d" % s.getsockname()[1]
+    lb = ekilibri_factory([b1], workers=2, listen=fixed)
+    text = lb.config_path.read_text()
+    lb.config_path.write_text(re.sub(r'^listen = .*$', 'listen = "127.0.0.1:0"', text, flags=re.M))
+    lb.popen.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while True:
+        log = lb.log_path.read_text()
+        failed = [line for line in log.splitlines() if "reload failed" in line]
+        if len(failed) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert len(failed) == 2 and all("port 0" in line for line in failed), log
+    assert "configuration reloaded" not in log, log
+    for _ in range(10):
+        assert serves(fixed) == "b1"

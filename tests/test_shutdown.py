@@ -18,19 +18,17 @@ def wait_exit(proc, timeout: float) -> int:
     return proc.popen.returncode
 
 
-def test_sigterm_lets_a_slow_upload_finish_then_exits_0(backend_factory, ekilibri_factory):
-    backends = backend_factory(1)
-    lb = ekilibri_factory(backends)
-    body = b"x" * 200_000
+def trickled_upload(lb, body: bytes, piece: int):
+    """POSTs `body` to /echo in `piece`-byte pieces 50 ms apart, on a
+    thread; the dict fills in with the response's status and body."""
     result = {}
 
     def upload():
         with HttpConnection(lb.addr, timeout=20) as c:
-            # The body trickles in while the signal arrives.
             def pieces():
-                for i in range(0, len(body), 20_000):
+                for i in range(0, len(body), piece):
                     time.sleep(0.05)
-                    yield body[i : i + 20_000]
+                    yield body[i : i + piece]
 
             r = c.request("POST", "/echo", body=pieces(), content_length=len(body))
             result["status"] = r.status
@@ -38,6 +36,15 @@ def test_sigterm_lets_a_slow_upload_finish_then_exits_0(backend_factory, ekilibr
 
     t = threading.Thread(target=upload)
     t.start()
+    return t, result
+
+
+def test_sigterm_lets_a_slow_upload_finish_then_exits_0(backend_factory, ekilibri_factory):
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends)
+    body = b"x" * 200_000
+    # The body trickles in while the signal arrives.
+    t, result = trickled_upload(lb, body, 20_000)
     time.sleep(0.15)
     lb.popen.send_signal(signal.SIGTERM)
     t.join(20)
@@ -116,3 +123,35 @@ def test_sigterm_after_a_burst_of_other_signals_is_not_lost(backend_factory, eki
             lb.popen.send_signal(signal.SIGUSR1)
         lb.popen.send_signal(signal.SIGTERM)
         assert wait_exit(lb, 10) == 0, f"trial {trial}"
+
+
+def test_sighup_during_the_drain_keeps_the_listen_address_and_says_so(backend_factory, ekilibri_factory):
+    """A reload that moves `listen` while a graceful stop drains cannot bind
+    (no new listener once draining): it must say so, and `/config` must
+    keep showing the address in force, not the one never bound."""
+    import re
+    from test_admin import admin_addr
+
+    from rawhttp import request_once
+
+    backends = backend_factory(1)
+    lb = ekilibri_factory(backends, admin_listen="127.0.0.1:0")
+    admin = admin_addr(lb)
+    t, result = trickled_upload(lb, b"x" * 200_000, 5_000)
+    time.sleep(0.15)
+    lb.popen.send_signal(signal.SIGTERM)
+    text = lb.config_path.read_text()
+    moved = re.sub(r'^listen = .*$', 'listen = "127.0.0.2:0"', text, flags=re.M)
+    assert moved != text
+    lb.config_path.write_text(moved)
+    lb.popen.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "configuration reloaded" not in lb.log_path.read_text():
+        assert time.monotonic() < deadline, lb.log_path.read_text()
+        time.sleep(0.02)
+    assert "listen stays" in lb.log_path.read_text(), lb.log_path.read_text()
+    config = request_once(admin, "GET", "/config").body.decode()
+    assert "127.0.0.2" not in config, config
+    t.join(20)
+    assert result.get("status") == 200, result
+    assert wait_exit(lb, 10) == 0

@@ -20,9 +20,9 @@ use ekilibri::proxy::{Reactor, signals};
     about = "HTTP/1.1 reverse proxy and load balancer"
 )]
 struct Args {
-    /// Configuration file.
-    #[arg(short = 'f', long = "file", default_value = "ekilibri.toml")]
-    file: PathBuf,
+    /// Configuration file [default: ekilibri.toml]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
     /// Validate the configuration file and exit (0 valid, 2 invalid).
     #[arg(long)]
     check: bool,
@@ -48,22 +48,32 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
+    // With --demo the default file is optional; a file named with -f is not.
+    let explicit = args.file.is_some();
+    let file = args.file.unwrap_or_else(|| PathBuf::from("ekilibri.toml"));
     let mut cfg = if args.demo {
-        match demo_config(&args.file) {
+        match demo_config(&file, explicit) {
             Ok(cfg) => cfg,
             Err(e) => return fail_config(&e),
         }
     } else {
-        match config::load(&args.file) {
+        match config::load(&file) {
             Ok(cfg) => cfg,
             Err(e) => return fail_config(&e),
         }
     };
     if let Some(listen) = args.listen {
         cfg.listen = listen;
+        if cfg.admin_listen == Some(listen) && listen.port() != 0 {
+            eprintln!(
+                "ekilibri: --listen {listen} is the admin_listen address of {}",
+                file.display()
+            );
+            return ExitCode::from(2);
+        }
     }
     if args.check {
-        println!("{}: configuration ok", args.file.display());
+        println!("{}: configuration ok", file.display());
         print_reload_diff(&cfg);
         return ExitCode::SUCCESS;
     }
@@ -90,6 +100,16 @@ fn main() -> ExitCode {
             cfg.max_connections
         );
     }
+    if workers > 1 {
+        // Workers share the address with SO_REUSEPORT, which would also let
+        // this process bind beside another one already listening there.
+        for addr in std::iter::once(cfg.listen).chain(cfg.admin_listen) {
+            if let Err(e) = ekilibri::proxy::listen::ensure_free(addr) {
+                eprintln!("ekilibri: cannot listen on {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mut reactors = Vec::with_capacity(workers);
     for _ in 0..workers {
         // Every worker binds the address the first one got (port 0 resolved).
@@ -106,7 +126,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("ekilibri: {e}");
-                return ExitCode::from(1);
+                return ExitCode::from(e.exit_code());
             }
         }
     }
@@ -139,7 +159,7 @@ fn main() -> ExitCode {
     let hub = ekilibri::proxy::ReloadHub::default();
     for r in &mut reactors {
         if !args.demo
-            && let Err(e) = r.set_config_path(args.file.clone(), args.listen, &hub)
+            && let Err(e) = r.set_config_path(file.clone(), args.listen, &hub)
         {
             eprintln!("ekilibri: cannot set up reloads: {e}");
             return ExitCode::from(1);
@@ -278,9 +298,10 @@ fn fail_config(e: &config::ConfigError) -> ExitCode {
 }
 
 /// Starts three demo backends and builds a configuration over them, taking
-/// the other settings from `file` when it exists.
-fn demo_config(file: &Path) -> Result<Config, config::ConfigError> {
-    let mut cfg = if file.exists() {
+/// the other settings from `file` when it exists (or when it was named
+/// with `-f`: then it must exist).
+fn demo_config(file: &Path, explicit: bool) -> Result<Config, config::ConfigError> {
+    let mut cfg = if explicit || file.exists() {
         config::load(file)?
     } else {
         config::parse(Path::new("(demo)"), "servers = [\"127.0.0.1:1\"]\n")?

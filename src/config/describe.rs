@@ -2,7 +2,7 @@
 //! process (served on the admin listener at `/config`) and for a file, so
 //! that `ekilibri --check` can show what a reload would change.
 
-use super::{AccessLog, Config};
+use super::Config;
 
 /// Every setting as `(key, value)`, in a fixed order; `servers` lists one
 /// entry per backend (`addr` or `addr (weight N)`).
@@ -45,15 +45,8 @@ pub fn describe(c: &Config) -> Vec<(&'static str, String)> {
             "admin_listen",
             c.admin_listen.map_or("off".into(), |a| a.to_string()),
         ),
-        (
-            "access_log",
-            match &c.access_log {
-                AccessLog::Off => "off".into(),
-                AccessLog::Stdout => "stdout".into(),
-                AccessLog::File(p) => p.display().to_string(),
-            },
-        ),
-        ("access_log_format", format!("{:?}", c.access_log_format)),
+        ("access_log", c.access_log.to_string()),
+        ("access_log_format", c.access_log_format.to_string()),
     ]
 }
 

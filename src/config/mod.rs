@@ -57,6 +57,17 @@ pub enum AccessLog {
     File(std::path::PathBuf),
 }
 
+impl std::fmt::Display for AccessLog {
+    /// As written in the file: `off`, `stdout` or the path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessLog::Off => f.write_str("off"),
+            AccessLog::Stdout => f.write_str("stdout"),
+            AccessLog::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 /// The validated configuration. After [`load`] no code sees a default, a
 /// string strategy or a number with unclear units.
 #[derive(Debug, Clone, PartialEq)]

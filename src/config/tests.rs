@@ -473,6 +473,12 @@ fn access_log_keywords_in_another_case_are_refused() {
 }
 
 #[test]
+fn a_server_written_as_a_url_is_refused_by_its_scheme() {
+    let m = key_err("servers = [\"http://127.0.0.1:8081\"]", "servers");
+    assert!(m.contains("without http://"), "{m}");
+}
+
+#[test]
 fn unbracketed_ipv6_backend_is_refused() {
     let m = key_err("servers = [\"::1:8081\"]", "servers");
     assert!(m.contains("brackets"), "{m}");

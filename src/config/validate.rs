@@ -290,6 +290,11 @@ fn server(entry: RawServer) -> Result<Server, String> {
     let RawServer { address, weight } = entry;
     let weight = in_range(weight, DEFAULT_WEIGHT, 1, MAX_WEIGHT, "")
         .map_err(|r| format!("weight of {address:?} {r}"))?;
+    if let Some((scheme, _)) = address.split_once("://") {
+        return Err(format!(
+            "invalid address {address:?}: a server is \"host:port\", without {scheme}://"
+        ));
+    }
     // "::1:80" would resolve as host "::1", port 80, but it reads as well
     // as the address ::1:80 without a port: brackets, as in a URL.
     if let Some((host, _)) = address.rsplit_once(':')

@@ -42,6 +42,17 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::fmt::Display for LogFormat {
+    /// As written in the file: `common`, `combined` or `json`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Common => "common",
+            LogFormat::Combined => "combined",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
 /// What is logged of one exchange. Byte fields are logged as received,
 /// escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

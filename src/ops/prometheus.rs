@@ -280,7 +280,7 @@ pub fn render(m: &Metrics, backends: &[BackendView], out: &mut Vec<u8>) {
         out,
         name,
         "histogram",
-        "Backend response time: from the request being sent to the response head.",
+        "Backend response time: from the backend being picked (connect or pool checkout included) to the response head.",
     );
     for (label, _, stats) in &rows {
         let h = stats.latency();

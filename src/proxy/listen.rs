@@ -4,7 +4,7 @@
 use std::io;
 use std::mem;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Backlog of the listen queue (the kernel caps it at `somaxconn`).
 const BACKLOG: i32 = 4096;
@@ -14,6 +14,31 @@ const BACKLOG: i32 = 4096;
 /// every worker binds the same address and the kernel spreads connections
 /// over them).
 pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let fd = bound_socket(addr, reuse_port)?;
+    // SAFETY: listen(2) on our own bound socket.
+    if unsafe { libc::listen(fd.as_raw_fd(), BACKLOG) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(TcpListener::from(fd))
+}
+
+/// Fails with `AddrInUse` if some socket already listens on `addr`.
+///
+/// Workers bind with `SO_REUSEPORT`, which lets any process of the same
+/// user bind the same address beside them: a second ekilibri started by
+/// mistake would take half the connections instead of failing. A socket
+/// bound here without `SO_REUSEPORT` (but with `SO_REUSEADDR`, so that
+/// connections in `TIME_WAIT` from an earlier run do not count) finds out
+/// whether the address is taken; it never listens, and is closed at once.
+pub fn ensure_free(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    bound_socket(addr, false).map(drop)
+}
+
+/// A non-blocking TCP socket bound to `addr`, not yet listening.
+fn bound_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
     let family = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -40,11 +65,7 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     if unsafe { libc::bind(raw, (&raw const storage).cast(), len) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: listen(2) on our own bound socket.
-    if unsafe { libc::listen(raw, BACKLOG) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(TcpListener::from(fd))
+    Ok(fd)
 }
 
 fn set_flag(fd: i32, opt: i32) -> io::Result<()> {
@@ -113,6 +134,14 @@ mod tests {
         assert_eq!(b.local_addr().unwrap(), addr);
         // Without SO_REUSEPORT the same bind fails.
         assert!(bind(addr, false).is_err());
+        assert_eq!(
+            ensure_free(addr).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+        drop((a, b));
+        ensure_free(addr).unwrap();
+        let again = bind(addr, true).unwrap();
+        assert_eq!(again.local_addr().unwrap(), addr);
     }
 
     #[test]

@@ -84,8 +84,21 @@ pub enum ReactorError {
     Bind(SocketAddr, io::Error),
     /// The poller failed.
     Poll(io::Error),
-    /// The access log could not be opened.
-    AccessLog(io::Error),
+    /// The access log (this path, or `stdout`) could not be opened.
+    AccessLog(String, io::Error),
+}
+
+impl ReactorError {
+    /// The exit status for this failure: 2 when the configuration cannot be
+    /// put in place (an address that cannot be bound, an access log that
+    /// cannot be opened: the operator must change the file or free the
+    /// port), 1 when the system failed (the poller).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReactorError::Bind(..) | ReactorError::AccessLog(..) => 2,
+            ReactorError::Poll(_) => 1,
+        }
+    }
 }
 
 impl std::fmt::Display for ReactorError {
@@ -93,7 +106,9 @@ impl std::fmt::Display for ReactorError {
         match self {
             ReactorError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ReactorError::Poll(e) => write!(f, "poll failed: {e}"),
-            ReactorError::AccessLog(e) => write!(f, "cannot open the access log: {e}"),
+            ReactorError::AccessLog(dest, e) => {
+                write!(f, "cannot open the access log {dest}: {e}")
+            }
         }
     }
 }
@@ -338,7 +353,7 @@ impl Reactor {
         let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
         let n_backends = backends.len();
         let access = super::access::AccessSink::open(&cfg.access_log, cfg.access_log_format)
-            .map_err(ReactorError::AccessLog)?;
+            .map_err(|e| ReactorError::AccessLog(cfg.access_log.to_string(), e))?;
         let admin = match cfg.admin_listen {
             Some(addr) => {
                 let std_listener = super::listen::bind(addr, cfg.workers > 1)
@@ -563,7 +578,30 @@ impl Reactor {
         }
         // First everything that can fail (sockets, the log file), so that a
         // failed reload changes nothing; then the changes, which cannot fail.
-        let listener = if new.listen != self.cfg.listen && self.draining.is_none() {
+        // Workers after the first bind the port the first one got at
+        // start-up; on a reload each worker applies the file by itself, and
+        // port 0 would give each its own port.
+        for (key, addr, old) in [
+            ("listen", Some(new.listen), Some(self.cfg.listen)),
+            ("admin_listen", new.admin_listen, self.cfg.admin_listen),
+        ] {
+            if let Some(addr) = addr
+                && addr.port() == 0
+                && Some(addr) != old
+                && new.workers > 1
+            {
+                return Err(format!(
+                    "{key} = {addr}: port 0 cannot be applied by a reload with workers = {} (each \
+                     worker would get a port of its own); name a port, or restart",
+                    new.workers
+                ));
+            }
+        }
+        if new.listen != self.cfg.listen && self.draining.is_some() {
+            changes.push(format!("listen stays {} (shutting down)", self.local_addr));
+            new.listen = self.cfg.listen;
+        }
+        let listener = if new.listen != self.cfg.listen {
             Some(prepare_listener(new.listen, new.workers > 1)?)
         } else {
             None
@@ -572,7 +610,7 @@ impl Reactor {
             != (&self.cfg.access_log, self.cfg.access_log_format)
         {
             let sink = super::access::AccessSink::open(&new.access_log, new.access_log_format)
-                .map_err(|e| format!("cannot open the access log: {e}"))?;
+                .map_err(|e| format!("cannot open the access log {}: {e}", new.access_log))?;
             Some(sink)
         } else {
             None
@@ -705,13 +743,16 @@ impl Reactor {
         }
         if let Some(listener) = admin {
             match self.swap_in(listener, ADMIN) {
-                Ok(()) => {
-                    changes.push(format!("admin listener {:?}", new.admin_listen));
-                }
+                Ok(()) => match self.admin_addr() {
+                    Some(addr) => changes.push(format!("admin listening on {addr}")),
+                    None => changes.push("admin listener closed".into()),
+                },
                 Err(e) => {
+                    let name = |a: Option<SocketAddr>| a.map_or("off".into(), |a| a.to_string());
                     error!(
-                        "cannot listen on {:?} (admin): {e}; staying on {:?}",
-                        new.admin_listen, self.cfg.admin_listen
+                        "cannot listen on {} (admin): {e}; staying on {}",
+                        name(new.admin_listen),
+                        name(self.cfg.admin_listen)
                     );
                     new.admin_listen = self.cfg.admin_listen;
                 }
@@ -722,8 +763,12 @@ impl Reactor {
             let mut b = new.clone();
             a.servers.clear();
             b.servers.clear();
+            // Reported above, each in its own words.
             a.listen = b.listen;
             a.strategy = b.strategy;
+            a.admin_listen = b.admin_listen;
+            a.access_log = b.access_log.clone();
+            a.access_log_format = b.access_log_format;
             a != b
         };
         if settings_changed {
@@ -1023,10 +1068,21 @@ impl Reactor {
     fn admin_response(&self, line: &[u8]) -> Vec<u8> {
         let mut parts = line.split(|&b| b == b' ');
         let (method, target) = (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
+        let version = parts.next().unwrap_or(b"");
+        let well_formed = parts.next().is_none()
+            && !method.is_empty()
+            && method.iter().all(u8::is_ascii_uppercase)
+            && !target.is_empty()
+            && version.len() == 8
+            && version.starts_with(b"HTTP/1.");
         let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
         let mut body = Vec::new();
         let views = self.backend_views();
         let (status, content_type) = match (method, path) {
+            _ if !well_formed => {
+                body.extend_from_slice(b"bad request\n");
+                ("400 Bad Request", "text/plain")
+            }
             (b"GET" | b"HEAD", b"/metrics") => {
                 crate::ops::prometheus::render(&self.metrics, &views, &mut body);
                 ("200 OK", crate::ops::prometheus::CONTENT_TYPE)
@@ -1054,8 +1110,14 @@ impl Reactor {
                 ("405 Method Not Allowed", "text/plain")
             }
         };
+        // RFC 9110 §15.5.6: a 405 lists the methods the target takes.
+        let allow = if status.starts_with("405") {
+            "Allow: GET, HEAD\r\n"
+        } else {
+            ""
+        };
         let mut out = format!(
-            "HTTP/1.1 {status}\r\nServer: {ADMIN_SERVER}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\nServer: {ADMIN_SERVER}\r\n{allow}Content-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .into_bytes();
