@@ -11,6 +11,7 @@ moment depends on kernel buffering, so it checks the outcome only."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -61,12 +62,16 @@ class ClosingBackend:
                 target = buf.split(b" ", 2)[1]
                 if target == b"/len":
                     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % SIZE
-                elif target == b"/eof":
+                elif target in (b"/eof", b"/rst"):
                     head = b"HTTP/1.0 200 OK\r\n\r\n"
                 else:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
                     return
                 conn.sendall(head + PATTERN)
+                if target == b"/rst":
+                    # An abortive close: a reset, and whatever the kernel
+                    # had not sent yet is dropped.
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.sent.set()
             except OSError:
                 return
@@ -142,5 +147,42 @@ def test_body_tail_buffered_at_backend_eof_reaches_a_slow_client(ekilibri_factor
         assert len(body) == SIZE
         assert body == PATTERN
         c.close()
+    finally:
+        backend.stop()
+
+
+def test_a_reset_after_a_close_delimited_body_is_not_passed_off_as_its_end(ekilibri_factory):
+    """RFC 9112 §8: a message cut by the connection's end must not look
+    complete. A close-delimited body ends with the backend's orderly close;
+    a reset ends nothing (and the backend's kernel dropped what it had not
+    sent). The client must not get the last chunk that says "complete"."""
+    backend = ClosingBackend()
+    try:
+        lb = ekilibri_factory([backend])
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.settimeout(20)
+        c.connect((lb.host, lb.port))
+        c.sendall(b"GET /rst HTTP/1.1\r\nHost: x\r\n\r\n")
+        # The reset arrives while the proxy still holds body bytes.
+        assert backend.sent.wait(10)
+        time.sleep(0.3)
+        buf = bytearray()
+        while True:
+            try:
+                data = c.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            buf += data
+        c.close()
+        head_end = buf.index(b"\r\n\r\n") + 4
+        assert bytes(buf[:head_end]).lower().startswith(b"http/1.1 200")
+        assert not buf.endswith(b"\r\n0\r\n\r\n"), "a reset was relayed as the end of the body"
+        # What did arrive is the body's beginning, intact.
+        body = dechunk(bytes(buf[head_end:]) + b"0\r\n\r\n") if buf.endswith(b"\r\n") else None
+        if body is not None:
+            assert PATTERN.startswith(body)
     finally:
         backend.stop()

@@ -45,6 +45,9 @@ pub struct BodyRelay {
     moved: u64,
     /// The sender closed: the source buffer holds all that will come.
     eof: bool,
+    /// ... and it closed abortively (a reset), so a close-delimited body
+    /// did not end: it was cut.
+    aborted: bool,
     /// Trailer fields not forwarded: those the message's `Connection` named.
     hop_names: HopNames,
 }
@@ -67,6 +70,7 @@ impl BodyRelay {
             done: empty,
             moved: 0,
             eof: false,
+            aborted: false,
             hop_names: HopNames::default(),
         }
     }
@@ -112,7 +116,7 @@ impl BodyRelay {
                 if !self.eof {
                     break;
                 }
-                if matches!(self.source, Source::UntilClose) {
+                if matches!(self.source, Source::UntilClose) && !self.aborted {
                     self.input_done = true;
                     break;
                 }
@@ -203,6 +207,16 @@ impl BodyRelay {
     pub fn on_eof(&mut self) -> Result<(), BodyError> {
         self.eof = true;
         Ok(())
+    }
+
+    /// The sender reset the connection: as [`BodyRelay::on_eof`], except
+    /// that a close-delimited body is [`BodyError::Truncated`] too once the
+    /// source is drained. A reset is not the sender's way of ending a body
+    /// (RFC 9112 §8: an incomplete message must not pass for a complete
+    /// one), and the kernel may have dropped bytes the sender wrote.
+    pub fn on_reset(&mut self) {
+        self.eof = true;
+        self.aborted = true;
     }
 }
 
@@ -339,6 +353,28 @@ mod tests {
     fn until_close_becomes_chunked_and_ends_on_eof() {
         let (got, relay, _) = run(Framing::UntilClose, OutCoding::Chunked, b"abc", 64, true);
         assert_eq!(got, b"3\r\nabc\r\n0\r\n\r\n");
+        assert!(relay.is_done());
+    }
+
+    /// A reset is not an end: the bytes before it are relayed, then a
+    /// close-delimited body is truncated, not finished with a last chunk.
+    /// A framed body complete before the reset is still complete.
+    #[test]
+    fn a_reset_cuts_a_close_delimited_body_after_relaying_what_came() {
+        let mut relay = BodyRelay::new(Framing::UntilClose, OutCoding::Chunked);
+        let mut src = Buf::with_capacity(16);
+        let mut dst = Buf::with_capacity(64);
+        src.put(b"abc");
+        relay.on_reset();
+        assert_eq!(relay.pump(&mut src, &mut dst), Err(BodyError::Truncated));
+        assert_eq!(dst.data(), b"3\r\nabc\r\n");
+        assert!(!relay.is_done());
+
+        let mut relay = BodyRelay::new(Framing::Length(3), OutCoding::Identity);
+        let (mut src, mut dst) = (Buf::with_capacity(16), Buf::with_capacity(16));
+        src.put(b"abc");
+        relay.on_reset();
+        assert_eq!(relay.pump(&mut src, &mut dst), Ok(true));
         assert!(relay.is_done());
     }
 

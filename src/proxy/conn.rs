@@ -265,6 +265,10 @@ pub(super) struct BackendConn {
     /// answering early, e.g. a 413 to a large upload, and closing). Nothing
     /// more is sent; what it sent before is still read and relayed.
     pub send_failed: bool,
+    /// The backend reset the connection after bytes still to relay: the
+    /// end of input is abortive, and a close-delimited body that ends
+    /// there is incomplete.
+    pub reset: bool,
     /// When the connect started or the connection went idle.
     pub since: Tick,
     pub last_in: Tick,

@@ -1443,9 +1443,12 @@ impl Reactor {
                         if !b.inbuf.is_empty() {
                             // A reset after bytes that are still to relay:
                             // relay them; the end-of-input checks below
-                            // judge whether the response was complete.
+                            // judge whether the response was complete (a
+                            // close-delimited body cannot be: its end was
+                            // lost, not sent).
                             b.rd.read_eof = true;
                             b.rd.readable = false;
+                            b.reset = true;
                         } else if ex.resp_started {
                             return Step::Fail(ProxyError::UpstreamClosed);
                         } else {
@@ -1501,7 +1504,9 @@ impl Reactor {
                         return Step::Fail(ProxyError::UpstreamClosed);
                     }
                     ResponsePhase::Body(_, relay) => {
-                        if relay.on_eof().is_err() {
+                        if b.reset {
+                            relay.on_reset();
+                        } else if relay.on_eof().is_err() {
                             return Step::Fail(ProxyError::UpstreamClosed);
                         }
                         match relay_response(
@@ -1751,6 +1756,7 @@ impl Reactor {
                 reused: false,
                 got_bytes: false,
                 send_failed: false,
+                reset: false,
                 since: now,
                 last_in: now,
                 last_out: now,
