@@ -118,3 +118,63 @@ def test_backend_back_up_rejoins_rotation(backend_factory, ekilibri_factory):
         seen.add(r.header("X-Backend"))
         time.sleep(0.05)
     assert "b2" in seen, "b2 came back on its address but got no request within 5 s"
+
+
+def _http_date_near_now(value: str | None, what: str) -> None:
+    from email.utils import parsedate_to_datetime
+    import datetime
+
+    assert value is not None, f"{what}: no Date"
+    assert value.endswith(" GMT") and len(value) == 29, f"{what}: not an IMF-fixdate: {value!r}"
+    when = parsedate_to_datetime(value)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - when).total_seconds()) < 5, f"{what}: Date {value!r} is not now ({now})"
+
+
+def test_responses_carry_date_backend_ones_and_the_proxys_own(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §6.6.1: a response forwarded without a Date gets one from
+    the recipient with a clock; the proxy's own answers carry one too. A
+    backend's Date is kept as it is."""
+    sb = scripted_backend_factory("nodate")  # answers without Date
+    lb = ekilibri_factory([sb])
+    r = request_once(lb.addr, "GET", "/")
+    assert r.status == 200
+    assert len(r.header_all("Date")) == 1, r
+    _http_date_near_now(r.header("Date"), "forwarded 200")
+
+    def dated(bc):
+        while bc.read_request(timeout=30) is not None:
+            bc.send(b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n")
+
+    lb2 = ekilibri_factory([scripted_backend_factory("dated", dated)])
+    r = request_once(lb2.addr, "GET", "/")
+    assert r.header_all("Date") == ["Sun, 06 Nov 1994 08:49:37 GMT"], r
+    down = ekilibri_factory([harness.dead_address()])
+    r = request_once(down.addr, "GET", "/")
+    assert r.status == 502
+    _http_date_near_now(r.header("Date"), "the proxy's 502")
+
+
+def test_http10_keepalive_client_is_told_an_error_keeps_the_connection(ekilibri_factory):
+    """An HTTP/1.0 client that asked for keep-alive takes a response without
+    `Connection: keep-alive` as the last one, and waits for the close: a 502
+    on a connection that stays open must say so (nginx does)."""
+    import socket
+
+    lb = ekilibri_factory([harness.dead_address()])
+    with socket.create_connection((lb.host, lb.port), timeout=5) as s:
+        for attempt in range(2):
+            s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                assert chunk, f"closed before response {attempt + 1}"
+                head += chunk
+            text, _, body = head.partition(b"\r\n\r\n")
+            lines = text.decode().split("\r\n")
+            assert lines[0].startswith("HTTP/1.1 502 "), lines
+            fields = {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+            assert fields.get("connection", "").lower() == "keep-alive", lines
+            length = int(fields["content-length"])
+            while len(body) < length:
+                body += s.recv(4096)

@@ -76,12 +76,60 @@ pub enum Persistence {
     Close,
 }
 
+impl Persistence {
+    /// What a response must say for the connection to stay open (`keep`)
+    /// or close, to a client speaking `version`.
+    pub fn of(keep: bool, version: super::Version) -> Persistence {
+        match (keep, version) {
+            (false, _) => Persistence::Close,
+            (true, super::Version::Http10) => Persistence::KeepAlive10,
+            (true, super::Version::Http11) => Persistence::Default,
+        }
+    }
+}
+
+fn put_date(out: &mut crate::buf::Buf, date: &[u8]) {
+    out.put(b"Date: ");
+    out.put(date);
+    out.put(b"\r\n");
+}
+
+/// Writes ekilibri's own response for the error `status` (see
+/// [`response`]) into `out`, with `Date` (the IMF-fixdate `date`) and what
+/// `connection` asks for: an HTTP/1.0 client told nothing would take the
+/// connection as closing and wait for the close (RFC 9112 §9.3).
+pub fn error(status: u16, connection: Persistence, date: &[u8], out: &mut crate::buf::Buf) {
+    let (close, keep) = response(status);
+    let bytes = if connection == Persistence::Close {
+        close
+    } else {
+        keep
+    };
+    let line = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let need = bytes.len() + 64;
+    if out.space() < need {
+        out.grow_to(out.len() + need);
+    }
+    out.put(&bytes[..line]);
+    put_date(out, date);
+    if connection == Persistence::KeepAlive10 {
+        out.put(b"Connection: keep-alive\r\n");
+    }
+    out.put(&bytes[line..]);
+}
+
 /// The answer ekilibri gives as the final recipient of a `TRACE` or
 /// `OPTIONS` request with `Max-Forwards: 0` (RFC 9110 §7.6.2): for `TRACE`,
 /// 200 with the request head as received (`message/http`, §9.3.8), minus
 /// credentials; for `OPTIONS`, an empty 200. `head` is the request head,
 /// final blank line included.
-pub fn final_hop(trace: bool, head: &[u8], connection: Persistence, out: &mut crate::buf::Buf) {
+pub fn final_hop(
+    trace: bool,
+    head: &[u8],
+    connection: Persistence,
+    date: &[u8],
+    out: &mut crate::buf::Buf,
+) {
     let shown = |line: &&[u8]| {
         let name = line.split(|&b| b == b':').next().unwrap_or(b"");
         !TRACE_HIDDEN.iter().any(|h| name.eq_ignore_ascii_case(h))
@@ -97,6 +145,7 @@ pub fn final_hop(trace: bool, head: &[u8], connection: Persistence, out: &mut cr
         out.grow_to(out.len() + need);
     }
     out.put(b"HTTP/1.1 200 OK\r\n");
+    put_date(out, date);
     if trace {
         out.put(b"Content-Type: message/http\r\n");
     }
@@ -118,31 +167,60 @@ pub fn final_hop(trace: bool, head: &[u8], connection: Persistence, out: &mut cr
 mod tests {
     use super::response;
 
+    const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
     #[test]
     fn trace_echoes_the_head_without_credentials() {
         let head = b"TRACE / HTTP/1.1\r\nHost: h\r\nCookie: s=1\r\nX-A: b\r\n\
                      authorization: Basic x\r\nMax-Forwards: 0\r\n\r\n";
         let mut out = crate::buf::Buf::with_capacity(64);
-        super::final_hop(true, head, super::Persistence::Default, &mut out);
+        super::final_hop(true, head, super::Persistence::Default, DATE, &mut out);
         let text = String::from_utf8(out.data().to_vec()).unwrap();
         let (resp_head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(resp_head.starts_with("HTTP/1.1 200 OK\r\nContent-Type: message/http\r\n"));
+        assert!(resp_head.starts_with(
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: message/http\r\n"
+        ));
         assert_eq!(
             body,
             "TRACE / HTTP/1.1\r\nHost: h\r\nX-A: b\r\nMax-Forwards: 0\r\n\r\n"
         );
         assert!(resp_head.ends_with(&format!("Content-Length: {}", body.len())));
         let mut out = crate::buf::Buf::with_capacity(64);
-        super::final_hop(false, head, super::Persistence::Close, &mut out);
+        super::final_hop(false, head, super::Persistence::Close, DATE, &mut out);
         assert_eq!(
             out.data(),
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let mut out = crate::buf::Buf::with_capacity(64);
-        super::final_hop(false, head, super::Persistence::KeepAlive10, &mut out);
+        super::final_hop(false, head, super::Persistence::KeepAlive10, DATE, &mut out);
         assert_eq!(
             out.data(),
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn errors_carry_date_and_tell_an_http10_client_the_connection_stays() {
+        use super::{Persistence, error};
+        let mut out = crate::buf::Buf::with_capacity(16);
+        error(502, Persistence::KeepAlive10, DATE, &mut out);
+        assert_eq!(
+            out.data(),
+            b"HTTP/1.1 502 Bad Gateway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+              Connection: keep-alive\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\n\
+              Bad Gateway\n"
+        );
+        let mut out = crate::buf::Buf::with_capacity(16);
+        error(408, Persistence::Close, DATE, &mut out);
+        let text = std::str::from_utf8(out.data()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\nDate: Sun, 06 Nov 1994"));
+        assert!(text.contains("\r\nConnection: close\r\n\r\n"));
+        let mut out = crate::buf::Buf::with_capacity(16);
+        error(504, Persistence::Default, DATE, &mut out);
+        assert!(
+            !std::str::from_utf8(out.data())
+                .unwrap()
+                .contains("Connection")
         );
     }
 

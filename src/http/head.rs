@@ -361,6 +361,8 @@ enum Field {
     Upgrade,
     ProxyAuthorization,
     Host,
+    /// `Date`: a response without one gets the proxy's (RFC 9110 §6.6.1).
+    Date,
     Expect,
     XForwardedFor,
     XForwardedProto,
@@ -377,6 +379,7 @@ impl Field {
         match name.len() {
             2 if is(b"te") => Field::Te,
             4 if is(b"host") => Field::Host,
+            4 if is(b"date") => Field::Date,
             6 if is(b"expect") => Field::Expect,
             7 if is(b"upgrade") => Field::Upgrade,
             9 if is(b"forwarded") => Field::Forwarded,
@@ -458,6 +461,8 @@ struct FieldFacts<'a> {
     bad_host: bool,
     /// A `TE` field lists `trailers`.
     te_trailers: bool,
+    /// A `Date` field is present.
+    date: bool,
     /// `X-Forwarded-For` fields.
     xff_count: usize,
     /// `Forwarded` fields.
@@ -482,6 +487,7 @@ impl Default for FieldFacts<'_> {
             upgrade: false,
             bad_host: false,
             te_trailers: false,
+            date: false,
             xff_count: 0,
             forwarded_count: 0,
             kinds: [Field::Other; MAX_HEADERS],
@@ -525,6 +531,7 @@ impl<'a> FieldFacts<'a> {
                 }
                 Field::Te => f.te_trailers |= lists_trailers(h.value),
                 Field::XForwardedFor => f.xff_count += 1,
+                Field::Date => f.date = true,
                 Field::Forwarded => f.forwarded_count += 1,
                 Field::KeepAlive
                 | Field::ProxyConnection
@@ -1245,6 +1252,10 @@ pub struct RequestContext {
     /// connection closes: the rest of the body has nowhere to go. A
     /// success on a connection that stays (a full-duplex echo) keeps it.
     pub body_pending: bool,
+    /// The proxy's `Date` value for this second, added to a final response
+    /// that has none (RFC 9110 §6.6.1: a recipient with a clock appends
+    /// one when it forwards such a response); `None` adds nothing.
+    pub date: Option<[u8; crate::time::date::HTTP_DATE_LEN]>,
 }
 
 /// Parses the complete response head at the start of `input` and writes the
@@ -1440,6 +1451,11 @@ pub fn rewrite_response_if_complete(
         _ => {}
     }
     out.put(via_field(backend_version));
+    if let Some(date) = ctx.date.as_ref().filter(|_| !interim && !facts.date) {
+        out.put(b"Date: ");
+        out.put(date);
+        out.put(b"\r\n");
+    }
     if switching {
         for v in facts.upgrade_values(resp.headers) {
             write_field(out, b"Upgrade", v);

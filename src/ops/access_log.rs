@@ -11,6 +11,7 @@
 //! non-blocking writes ([`LogBuffer::flush_to`]); when the buffer is full
 //! a line is dropped and counted rather than blocking the loop.
 
+use crate::time::date::{MONTHS, civil};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -84,45 +85,6 @@ pub struct AccessRecord<'a> {
     /// Wall-clock time of the request, seconds since the Unix epoch (UTC).
     pub unix_time_secs: u64,
 }
-
-/// A civil date and time in UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Civil {
-    year: u64,
-    month: u64,
-    day: u64,
-    hour: u64,
-    minute: u64,
-    second: u64,
-}
-
-/// Converts seconds since the Unix epoch to a UTC date (proleptic
-/// Gregorian calendar; Howard Hinnant's `civil_from_days`).
-fn civil(unix: u64) -> Civil {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: secs / 3600,
-        minute: secs % 3600 / 60,
-        second: secs % 60,
-    }
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 
 /// `[10/Oct/2000:13:55:36 +0000]`.
 fn clf_date(out: &mut Vec<u8>, unix: u64) {
@@ -440,56 +402,6 @@ mod tests {
         let mut out = Vec::new();
         format_line(fmt, r, &mut out);
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn civil_dates() {
-        let c = |y, mo, d, h, mi, s| Civil {
-            year: y,
-            month: mo,
-            day: d,
-            hour: h,
-            minute: mi,
-            second: s,
-        };
-        assert_eq!(civil(0), c(1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(971_185_336), c(2000, 10, 10, 13, 42, 16));
-        assert_eq!(civil(951_782_400), c(2000, 2, 29, 0, 0, 0)); // leap day, century
-        assert_eq!(civil(4_107_542_399), c(2100, 2, 28, 23, 59, 59)); // 2100 not leap
-        assert_eq!(civil(4_107_542_400), c(2100, 3, 1, 0, 0, 0));
-        assert_eq!(civil(1_709_251_199), c(2024, 2, 29, 23, 59, 59));
-        assert_eq!(civil(1_735_689_599), c(2024, 12, 31, 23, 59, 59));
-        assert_eq!(civil(1_735_689_600), c(2025, 1, 1, 0, 0, 0));
-        // Day by day over 1970..2400 agrees with a naive calendar walk.
-        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
-        for day in 0..(430 * 366) {
-            let got = civil(day * 86_400 + 86_399);
-            assert_eq!((got.year, got.month, got.day), (y, m, d), "day {day}");
-            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-            let len = [
-                31,
-                if leap { 29 } else { 28 },
-                31,
-                30,
-                31,
-                30,
-                31,
-                31,
-                30,
-                31,
-                30,
-                31,
-            ];
-            d += 1;
-            if d > len[(m - 1) as usize] {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
     }
 
     #[test]

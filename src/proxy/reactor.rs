@@ -29,7 +29,8 @@ use crate::http::head::{
     self, ForwardInfo, HeadError, HeadScan, RequestContext, check_partial_request, rewrite_request,
     rewrite_response, rewrite_response_if_complete,
 };
-use crate::http::{Framing, Method, Version};
+use crate::http::{Framing, Method};
+use crate::time::date::DateCache;
 use crate::time::wheel::Wheel;
 use crate::time::{Clock, MonotonicClock, Tick};
 
@@ -300,6 +301,8 @@ pub struct Reactor {
     admin: Option<TcpListener>,
     /// Counters and histograms for `/metrics` and `/status`.
     metrics: crate::ops::Metrics,
+    /// `Date` for responses, formatted once a second.
+    date: DateCache,
     /// The file SIGHUP reloads.
     config_path: Option<std::path::PathBuf>,
     /// Reads that file off the loop, for every worker.
@@ -397,6 +400,7 @@ impl Reactor {
             access,
             admin,
             metrics: crate::ops::Metrics::new(n_backends),
+            date: DateCache::default(),
             config_path: None,
             loader: None,
             listen_override: None,
@@ -872,6 +876,7 @@ impl Reactor {
         }
         self.now = self.clock.now();
         self.precise = self.clock.elapsed();
+        self.date.refresh(self.precise, || self.clock.wall());
         self.metrics.set_now(self.now);
         for ev in events.iter() {
             let token = ev.token();
@@ -1117,7 +1122,8 @@ impl Reactor {
             ""
         };
         let mut out = format!(
-            "HTTP/1.1 {status}\r\nServer: {ADMIN_SERVER}\r\n{allow}Content-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\nServer: {ADMIN_SERVER}\r\nDate: {}\r\n{allow}Content-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            String::from_utf8_lossy(self.date.text()),
             body.len()
         )
         .into_bytes();
@@ -1467,7 +1473,8 @@ impl Reactor {
                     return upstream_broken(ex, b);
                 }
             }
-            match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b, self.draining.is_some()) {
+            let draining = self.draining.is_some();
+            match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b, draining, &self.date) {
                 Ok(p) => progress |= p,
                 Err(e) => return Step::Fail(e),
             }
@@ -1515,6 +1522,7 @@ impl Reactor {
                             ex,
                             b,
                             self.draining.is_some(),
+                            &self.date,
                         ) {
                             Ok(p) => progress |= p,
                             Err(e) => return Step::Fail(e),
@@ -1598,15 +1606,11 @@ impl Reactor {
             // (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None && self.draining.is_none();
             self.bufs.fill(&mut c.outbuf);
-            let connection = match (keep, req.version) {
-                (false, _) => canned::Persistence::Close,
-                (true, Version::Http10) => canned::Persistence::KeepAlive10,
-                (true, Version::Http11) => canned::Persistence::Default,
-            };
             canned::final_hop(
                 req.method == Method::Trace,
                 &c.inbuf.data()[..len],
-                connection,
+                canned::Persistence::of(keep, req.version),
+                self.date.text(),
                 &mut c.outbuf,
             );
             c.inbuf.consume(len);
@@ -1619,7 +1623,8 @@ impl Reactor {
             // Answer without a backend; the body (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None;
             c.inbuf.consume(len);
-            queue_error(c, &mut self.bufs, 502, keep);
+            let connection = canned::Persistence::of(keep, req.version);
+            queue_error(c, &mut self.bufs, 502, connection, &self.date);
             warn!("request refused: {}", ProxyError::NoBackend.describe());
             return;
         };
@@ -1907,7 +1912,8 @@ impl Reactor {
                 && self.draining.is_none()
                 && ex.req_body.input_done()
                 && !matches!(err, ProxyError::BadRequestBody | ProxyError::ClientTimeout);
-            queue_error(c, &mut self.bufs, err.status(), keep);
+            let connection = canned::Persistence::of(keep, ex.req.version);
+            queue_error(c, &mut self.bufs, err.status(), connection, &self.date);
         }
         c.idle_since = self.now;
         self.backends[ex.backend].in_flight -= 1;
@@ -2073,7 +2079,13 @@ impl Reactor {
             self.metrics
                 .on_parse_error(crate::ops::ParseErrorKind::from(e));
             c.inbuf.clear();
-            queue_error(c, &mut self.bufs, e.status(), false);
+            queue_error(
+                c,
+                &mut self.bufs,
+                e.status(),
+                canned::Persistence::Close,
+                &self.date,
+            );
         }
     }
 
@@ -2421,7 +2433,13 @@ impl Reactor {
                 if let Some(Entry::Client(c)) = self.conns.get_mut(key) {
                     debug!("client {}: header timeout", c.peer);
                     c.inbuf.clear();
-                    queue_error(c, &mut self.bufs, 408, false);
+                    queue_error(
+                        c,
+                        &mut self.bufs,
+                        408,
+                        canned::Persistence::Close,
+                        &self.date,
+                    );
                     self.drive(key);
                 }
             }
@@ -2611,6 +2629,7 @@ fn relay_response(
     ex: &mut Exchange,
     b: &mut BackendConn,
     draining: bool,
+    date: &DateCache,
 ) -> Result<bool, ProxyError> {
     let mut progress = false;
     loop {
@@ -2631,6 +2650,7 @@ fn relay_response(
                             || ex.req_body.input_done()),
                     upgrade: ex.req.upgrade,
                     body_pending: !ex.req_body.input_done(),
+                    date: Some(*date.text()),
                 };
                 let before = client_out.len();
                 // A head that arrived whole (the usual case) is parsed at
@@ -2761,16 +2781,17 @@ fn upstream_broken(ex: &Exchange, b: &BackendConn) -> Step {
 
 /// Queues an error response for the client; without keep-alive the
 /// connection closes after it.
-fn queue_error(c: &mut ClientConn, bufs: &mut BufPool, status: u16, keep_alive: bool) {
-    let (close, keep) = canned::response(status);
-    let bytes = if keep_alive { keep } else { close };
+fn queue_error(
+    c: &mut ClientConn,
+    bufs: &mut BufPool,
+    status: u16,
+    connection: canned::Persistence,
+    date: &DateCache,
+) {
     bufs.fill(&mut c.outbuf);
     c.clean_close = false;
-    if c.outbuf.space() < bytes.len() {
-        c.outbuf.grow_to(c.outbuf.len() + bytes.len());
-    }
-    c.outbuf.put(bytes);
-    if !keep_alive {
+    canned::error(status, connection, date.text(), &mut c.outbuf);
+    if connection == canned::Persistence::Close {
         c.phase = ClientPhase::Closing;
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+pub mod date;
 pub mod wheel;
 
 /// Milliseconds since the reactor started.
@@ -30,6 +31,8 @@ pub trait Clock {
     /// Time since the clock started, at full precision (response times of
     /// sub-millisecond backends need more than a [`Tick`]).
     fn elapsed(&self) -> std::time::Duration;
+    /// The wall-clock time, for `Date` fields (read about once a second).
+    fn wall(&self) -> std::time::SystemTime;
 }
 
 /// The real monotonic clock, counting from its creation.
@@ -60,5 +63,9 @@ impl Clock for MonotonicClock {
 
     fn now(&self) -> Tick {
         Tick(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn wall(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
     }
 }

@@ -871,6 +871,9 @@ pub fn response(data: &[u8]) {
         client_keep_alive: flags & 4 != 0,
         upgrade: (flags & 8 != 0).then(|| super::head::Protocols::of(b"websocket, h2c")),
         body_pending: flags & 16 != 0,
+        // Checked in src/http/head/tests.rs; here it would be one more
+        // field for the checks to account for.
+        date: None,
     };
     let mut stream = Stream::new(cfg);
     let payload = stream.payload();

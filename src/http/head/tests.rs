@@ -28,6 +28,7 @@ const CTX11: RequestContext = RequestContext {
     client_keep_alive: true,
     upgrade: None,
     body_pending: false,
+    date: None,
 };
 const CTX10: RequestContext = RequestContext {
     head_request: false,
@@ -35,6 +36,7 @@ const CTX10: RequestContext = RequestContext {
     client_keep_alive: false,
     upgrade: None,
     body_pending: false,
+    date: None,
 };
 
 #[test]
@@ -849,6 +851,29 @@ fn max_forwards_is_decremented_and_stops_at_zero() {
         req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\nMax-Forwards: 1\r\n\r\n").unwrap();
     assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
     assert!(out.contains("Max-Forwards: x\r\n"), "{out}");
+}
+
+#[test]
+fn a_response_without_date_gets_the_proxys_and_one_with_date_keeps_it() {
+    let ctx = RequestContext {
+        date: Some(*b"Sun, 06 Nov 1994 08:49:37 GMT"),
+        ..CTX11
+    };
+    let (_, out) = resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ctx).unwrap();
+    assert!(
+        out.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+        "{out}"
+    );
+    let (_, out) = resp(
+        "HTTP/1.1 200 OK\r\ndate: Mon, 07 Nov 1994 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+        ctx,
+    )
+    .unwrap();
+    assert_eq!(out.matches("ate: ").count(), 1, "{out}");
+    assert!(out.contains("date: Mon, 07 Nov 1994"), "{out}");
+    // Not on an interim response: the final one gets it.
+    let (_, out) = resp("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", ctx).unwrap();
+    assert!(!out.contains("Date"), "{out}");
 }
 
 #[test]
