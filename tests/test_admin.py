@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import time
 
+import pytest
+
 from rawhttp import request_once
 
 METRIC_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*(\\.[^"\\]*)*",?)*\})? -?[0-9.e+Inf-]+$')
@@ -181,3 +183,39 @@ def test_admin_port_answers_other_methods_with_allow_and_garbage_with_400(backen
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 400 "), (line, answer)
     assert request_once(addr, "GET", "/metrics").status == 200
+
+
+def test_admin_accept_retries_after_running_out_of_descriptors(backend_factory, ekilibri_factory):
+    """The admin listener is edge-triggered: an accept that fails with
+    EMFILE spends the edge, and without a retry the scrape would wait until
+    some other scraper connected. Once descriptors are free again it must
+    be served."""
+    import os
+    import threading
+
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    lb = ekilibri_factory(backend_factory(1), admin_listen="127.0.0.1:0", health_check_interval=60_000)
+    addr = admin_addr(lb)
+    hard = int(subprocess.run(["prlimit", "--pid", str(lb.pid), "--nofile", "--raw", "--noheadings", "-o", "HARD"],
+                              capture_output=True, text=True, check=True).stdout)
+    open_fds = set(map(int, os.listdir(f"/proc/{lb.pid}/fd")))
+    lowest_free = next(i for i in range(len(open_fds) + 1) if i not in open_fds)
+    # The next descriptor the proxy opens fails with EMFILE.
+    subprocess.run(["prlimit", "--pid", str(lb.pid), f"--nofile={lowest_free}:{hard}"], check=True)
+    result = {}
+
+    def scrape():
+        try:
+            result["status"] = request_once(addr, "GET", "/metrics", timeout=5).status
+        except OSError as e:
+            result["error"] = repr(e)
+
+    t = threading.Thread(target=scrape)
+    try:
+        t.start()
+        time.sleep(0.5)
+    finally:
+        subprocess.run(["prlimit", "--pid", str(lb.pid), f"--nofile={hard}:{hard}"], check=True)
+    t.join(10)
+    assert result.get("status") == 200, result

@@ -90,3 +90,41 @@ def test_out_of_descriptors_does_not_take_healthy_backends_out(backend_factory, 
     log = lb.log()
     assert "out of rotation" not in log, log[-3000:]
     assert "panicked" not in log
+
+
+def test_a_burst_under_a_descriptor_limit_waits_instead_of_failing(backend_factory, started_procs, tmp_path):
+    """Under `ulimit -n 128`, 150 clients arrive at once and each waits
+    300 ms on its backend. Every accepted client needs a backend connection
+    too, so ekilibri must stop accepting while it can still open them: the
+    others wait in the listen backlog and are served later, none gets 503."""
+    import shutil
+    import socket
+
+    import harness
+    import pytest
+
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit (util-linux) is not installed")
+    b1, b2 = backend_factory(2)
+    cfg = tmp_path / "burst.toml"
+    cfg.write_text(harness.config_text([harness.server_entry(b) for b in (b1, b2)], read_timeout=20_000))
+    lb = harness.spawn("ekilibri", ["prlimit", "--nofile=128:128", harness.ekilibri_bin(), "-f", cfg], tmp_path)
+    started_procs.append(lb)
+    lb.wait_listening()
+    host, port = lb.addr.rsplit(":", 1)
+    socks = []
+    try:
+        for _ in range(150):
+            s = socket.create_connection((host, int(port)), timeout=30)
+            s.sendall(b"GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            socks.append(s)
+        statuses = []
+        for s in socks:
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+            statuses.append(answer.split(b" ", 2)[1] if answer else b"none")
+    finally:
+        for s in socks:
+            s.close()
+    assert statuses == [b"200"] * 150, dict(Counter(statuses))

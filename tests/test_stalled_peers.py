@@ -335,3 +335,30 @@ def test_backend_that_stops_reading_after_its_answer_gets_a_write_timeout(script
         assert (r.status, r.body) == (200, b"ok"), r
         assert c.wait_closed(timeout=10), "the stalled upload was never given up"
     assert "write timeout" in lb.log_path.read_text()
+
+
+def test_an_answer_that_arrived_while_the_proxy_was_stopped_is_not_a_timeout(backend_factory, ekilibri_factory):
+    """The backend answers at 0.5 s (read_timeout 1 s) while the proxy is
+    stopped (SIGSTOP) for 3 s. On SIGCONT the wait for events fails with
+    EINTR: the proxy must collect readiness before it fires the timers that
+    fell due meanwhile, and relay the 200 that is waiting in the socket."""
+    import signal
+
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], read_timeout=1000)
+    result = {}
+
+    def ask():
+        with HttpConnection(lb.addr, timeout=20) as c:
+            result["status"] = c.get("/sleep?ms=500").status
+
+    t = threading.Thread(target=ask)
+    t.start()
+    time.sleep(0.2)
+    lb.popen.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(3)
+    finally:
+        lb.popen.send_signal(signal.SIGCONT)
+    t.join(20)
+    assert result.get("status") == 200, result

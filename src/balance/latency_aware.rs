@@ -80,15 +80,18 @@ fn decay(elapsed: Duration) -> f64 {
 ///
 /// A pick draws two distinct eligible backends at random, in proportion to
 /// their weights, and takes the one with the lower score
-/// `ewma × (in_flight + 1)`; ties go to the first candidate. With a single
-/// eligible backend it is picked without a comparison.
+/// `ewma × (in_flight / weight + 1)`; ties go to the first candidate. With
+/// a single eligible backend it is picked without a comparison.
 ///
-/// Weight enters once, through the draw: a heavier backend is a candidate
-/// more often, and equally fast, equally loaded backends share traffic in
-/// proportion to their weights. Dividing the score by the weight instead
-/// would starve the lightest backend whenever nothing is in flight (it
-/// would lose every comparison), and its estimate could then never be
-/// refreshed.
+/// Weight enters twice. Through the draw, a heavier backend is a candidate
+/// more often, so idle, equally fast backends share traffic in proportion
+/// to their weights. Through the in-flight count, a heavier backend is
+/// meant to hold more requests at once: equally fast backends under load
+/// hold (and so serve) requests in proportion to their weights. With only
+/// two backends both are always drawn, and this is all the weights do.
+/// Dividing the whole score by the weight instead would starve the
+/// lightest backend whenever nothing is in flight (it would lose every
+/// comparison), and its estimate could then never be refreshed.
 ///
 /// A backend never observed is scored with the mean estimate of the
 /// observed backends in rotation: neutral, so a new or restarted backend is
@@ -155,7 +158,7 @@ impl LatencyAware {
         let b = &backends[id];
         let cost = self.score_cost(id, backends, now).max(MIN_COST);
         // Weights are u32, exact in f64.
-        cost * (f64::from(b.in_flight) + 1.0)
+        cost * (f64::from(b.in_flight) / weight(b) as f64 + 1.0)
     }
 }
 
@@ -426,6 +429,32 @@ mod tests {
         // Under load every backend still takes a share, the heavier more.
         let c = simulated_load(&mut s, &[1, 2, 3]);
         assert!(c[0] > 300 && c[0] < c[1] && c[1] < c[2], "{c:?}");
+    }
+
+    /// Two backends are both drawn on every pick, so under load the
+    /// weights act through the score alone. Equally fast backends (each
+    /// request takes as long, so a backend serves in proportion to what it
+    /// holds) must share as 1:3.
+    #[test]
+    fn weights_hold_under_load_with_two_backends() {
+        let mut s = LatencyAware::new(0x5EED, 2);
+        for id in 0..2 {
+            s.observe(id, ms(5), Tick(0));
+        }
+        let mut b = weighted(&[1, 3]);
+        let mut c = [0usize; 2];
+        for _ in 0..2000 {
+            for x in b.iter_mut() {
+                x.in_flight /= 2;
+            }
+            for _ in 0..8 {
+                let id = s.pick(&b, None, Tick(0)).expect("a pick");
+                b[id].in_flight += 1;
+                c[id] += 1;
+            }
+        }
+        let share = c[1] as f64 / (c[0] + c[1]) as f64;
+        assert!((0.68..0.82).contains(&share), "{c:?}");
     }
 
     #[test]

@@ -44,12 +44,26 @@ pub fn raise_nofile_limit() -> io::Result<usize> {
 }
 
 /// Descriptors a worker with a share of `budget` keeps free of client
-/// connections, for the backend connections of the clients it has and for
-/// the probes of `backends` backends (`probes_each` at most in flight).
+/// connections and their backend connections: for the probes of `backends`
+/// backends (`probes_each` at most in flight) and the fixed ones. Never
+/// more than half the share, so that a worker with a small share still
+/// serves some clients (what it cannot hold then fails as `EMFILE`, which
+/// the loop handles, instead of no client ever being accepted).
 pub fn reserve(budget: usize, backends: usize, probes_each: usize) -> usize {
     FIXED
         .saturating_add(backends.saturating_mul(probes_each))
-        .saturating_add(budget / 8)
+        .min(budget / 2)
+}
+
+/// Whether a worker with `open` connections (clients, backend connections,
+/// probes), of which `unattached` clients have no backend connection yet,
+/// may accept one more client within its share `budget`: the new client
+/// and every client without a backend connection may each need one.
+pub fn room_for_a_client(open: usize, unattached: usize, reserve: usize, budget: usize) -> bool {
+    open.saturating_add(unattached)
+        .saturating_add(2)
+        .saturating_add(reserve)
+        <= budget
 }
 
 #[cfg(test)]
@@ -58,9 +72,30 @@ mod tests {
 
     #[test]
     fn the_reserve_leaves_room_for_clients_even_at_small_limits() {
-        // ulimit -n 64, two backends: 32 kept back, 32 for connections.
-        assert_eq!(reserve(64, 2, 4), 32);
-        assert_eq!(reserve(1024, 3, 4), 16 + 12 + 128);
+        assert_eq!(reserve(1024, 3, 4), 16 + 12);
+        // ulimit -n 36 with four backends, or 64 workers sharing 1024:
+        // half the share still goes to clients.
+        assert_eq!(reserve(36, 4, 4), 18);
+        assert_eq!(reserve(16, 3, 4), 8);
+        assert!(room_for_a_client(0, 0, reserve(16, 3, 4), 16));
+    }
+
+    #[test]
+    fn each_client_counts_with_the_backend_connection_it_will_need() {
+        // 1024 descriptors, 28 reserved: a burst of clients that have not
+        // connected a backend yet stops near half of what is left, so
+        // every one of them can still open its backend connection.
+        let budget = 1024;
+        let r = reserve(budget, 3, 4);
+        let mut clients = 0;
+        while room_for_a_client(clients, clients, r, budget) {
+            clients += 1;
+        }
+        assert_eq!(clients, (budget - r) / 2);
+        assert!(2 * clients + r <= budget);
+        // Clients that have their backend connection count once each more.
+        assert!(room_for_a_client(2 * 400, 0, r, budget));
+        assert!(!room_for_a_client(2 * 498, 0, r, budget));
     }
 
     #[test]

@@ -55,6 +55,9 @@ const PROBE_TIMER: u64 = 1 << 63;
 const MAX_PROBES_IN_FLIGHT: u8 = 4;
 /// Timer key: accepting resumes after a pause (EMFILE).
 const ACCEPT_TIMER: u64 = 1 << 62;
+/// Failed accepts in a row (other than for want of resources) after which
+/// accepting pauses like for a shortage, instead of spinning.
+const MAX_ACCEPT_FAILURES: u32 = 64;
 /// Timer key: the drain's `shutdown_timeout` is over (the loop wakes up
 /// to stop even when no connection has a deadline that early).
 const SHUTDOWN_TIMER: u64 = (1 << 62) | 1;
@@ -299,6 +302,9 @@ pub struct Reactor {
     access: Option<super::access::AccessSink>,
     /// The admin listener, when configured.
     admin: Option<TcpListener>,
+    /// An admin accept failed for want of descriptors or memory: accept
+    /// again when the accept timer fires.
+    admin_retry: bool,
     /// Counters and histograms for `/metrics` and `/status`.
     metrics: crate::ops::Metrics,
     /// `Date` for responses, formatted once a second.
@@ -399,6 +405,7 @@ impl Reactor {
             signals: None,
             access,
             admin,
+            admin_retry: false,
             metrics: crate::ops::Metrics::new(n_backends),
             date: DateCache::default(),
             config_path: None,
@@ -476,7 +483,10 @@ impl Reactor {
             self.backends.len(),
             usize::from(MAX_PROBES_IN_FLIGHT),
         );
-        let limited = self.conns.len().saturating_add(reserve) >= self.fd_budget;
+        let attached: usize = self.backends.iter().map(|b| b.in_flight as usize).sum();
+        let unattached = self.clients.saturating_sub(attached);
+        let limited =
+            !super::fds::room_for_a_client(self.conns.len(), unattached, reserve, self.fd_budget);
         if limited
             && self
                 .fd_warned
@@ -871,7 +881,18 @@ impl Reactor {
         };
         match self.poll.poll(events, timeout) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                // A signal cut the wait short (always so after SIGSTOP and
+                // SIGCONT) before readiness was collected. Collect it now,
+                // without waiting: after a long stop the timers below are
+                // due, and must not judge a backend whose answer has been
+                // waiting in its socket.
+                match self.poll.poll(events, Some(Duration::ZERO)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+                    Err(e) => return Err(ReactorError::Poll(e)),
+                }
+            }
             Err(e) => return Err(ReactorError::Poll(e)),
         }
         self.now = self.clock.now();
@@ -981,15 +1002,27 @@ impl Reactor {
     }
 
     fn accept_admin(&mut self) {
+        let mut failures = 0;
         loop {
             let Some(listener) = &self.admin else { return };
             let (mut sock, _) = match listener.accept() {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!("admin accept: {e}");
+                Err(e) if is_local_shortage(&e) || failures >= MAX_ACCEPT_FAILURES => {
+                    // The edge is spent: nothing wakes the listener again
+                    // until another scraper connects, so retry on a timer.
+                    warn!("admin accept: {e}; retrying in {ACCEPT_BACKOFF:?}");
+                    self.admin_retry = true;
+                    self.wheel
+                        .insert(self.now.after(ACCEPT_BACKOFF), ACCEPT_TIMER);
                     return;
+                }
+                Err(e) => {
+                    // One connection's trouble (reset before it was taken).
+                    debug!("admin accept: {e}");
+                    failures += 1;
+                    continue;
                 }
             };
             if self.admins >= MAX_ADMIN_CONNECTIONS {
@@ -1202,6 +1235,7 @@ impl Reactor {
     // ------------------------------------------------------------ accept
 
     fn accept(&mut self) {
+        let mut failures = 0;
         while self.can_accept() {
             let Some(listener) = &self.listener else {
                 self.accept_pending = false;
@@ -1214,14 +1248,21 @@ impl Reactor {
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_fd_exhaustion(&e) => {
+                Err(e) if is_local_shortage(&e) || failures >= MAX_ACCEPT_FAILURES => {
+                    // Descriptors or kernel memory short, or an error that
+                    // keeps coming: retrying at once would only spin.
                     warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
                     self.accept_paused = true;
                     self.wheel
                         .insert(self.now.after(ACCEPT_BACKOFF), ACCEPT_TIMER);
                     return;
                 }
-                Err(e) => debug!("accept: {e}"),
+                Err(e) => {
+                    // One connection's trouble (e.g. reset before it was
+                    // taken): the next one may be fine.
+                    debug!("accept: {e}");
+                    failures += 1;
+                }
             }
         }
         // At the connection limit: accept again once a client closes (no
@@ -2409,6 +2450,9 @@ impl Reactor {
             if k == ACCEPT_TIMER {
                 self.accept_paused = false;
                 self.accept();
+                if std::mem::take(&mut self.admin_retry) {
+                    self.accept_admin();
+                }
                 continue;
             }
             let key = (k & 0xFFFF_FFFF) as usize;
