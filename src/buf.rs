@@ -167,21 +167,82 @@ impl Buf {
     }
 }
 
+/// A free list that keeps what the recent load needed: at most `max`
+/// items, and [`FreeList::trim`] frees the ones that stayed unused since
+/// the last trim. A wave of concurrent requests thus reuses what the last
+/// wave left, while a burst long over does not pin its memory.
+#[derive(Debug)]
+pub struct FreeList<T> {
+    items: Vec<T>,
+    max: usize,
+    /// The fewest items held since the last trim: that many were not used.
+    low: usize,
+}
+
+impl<T> FreeList<T> {
+    /// An empty list that holds at most `max` items.
+    pub fn new(max: usize) -> FreeList<T> {
+        FreeList {
+            items: Vec::with_capacity(max),
+            max,
+            low: 0,
+        }
+    }
+
+    /// An item, if one is held.
+    pub fn pop(&mut self) -> Option<T> {
+        let item = self.items.pop();
+        self.low = self.low.min(self.items.len());
+        item
+    }
+
+    /// Keeps `item` for reuse, or drops it if the list is full.
+    pub fn push(&mut self, item: T) {
+        if self.items.len() < self.max {
+            self.items.push(item);
+        }
+    }
+
+    /// Items held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no item is held.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Holds at most `max` items from now on, dropping the excess at once.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+        self.items.truncate(max);
+        self.low = self.low.min(self.items.len());
+    }
+
+    /// Drops the items that none of the pops since the last trim needed,
+    /// keeping at least `keep` of them; returns how many were dropped.
+    pub fn trim(&mut self, keep: usize) -> usize {
+        let unused = self.low.min(self.items.len()).saturating_sub(keep);
+        self.items.truncate(self.items.len() - unused);
+        self.low = self.items.len();
+        unused
+    }
+}
+
 /// A free list of [`BUF_SIZE`] buffers, so that connections hold storage
 /// only while bytes are in flight and steady-state traffic allocates
 /// nothing.
 #[derive(Debug)]
 pub struct BufPool {
-    free: Vec<Box<[u8]>>,
-    max_free: usize,
+    free: FreeList<Box<[u8]>>,
 }
 
 impl BufPool {
     /// A pool keeping at most `max_free` idle buffers (more are freed).
     pub fn new(max_free: usize) -> BufPool {
         BufPool {
-            free: Vec::with_capacity(max_free),
-            max_free,
+            free: FreeList::new(max_free),
         }
     }
 
@@ -213,7 +274,7 @@ impl BufPool {
         let data = std::mem::take(&mut buf.data);
         buf.head = 0;
         buf.tail = 0;
-        if data.len() == BUF_SIZE && self.free.len() < self.max_free {
+        if data.len() == BUF_SIZE {
             self.free.push(data);
         }
     }
@@ -226,10 +287,13 @@ impl BufPool {
     /// Keeps at most `max_free` idle buffers from now on, freeing the
     /// excess at once.
     pub fn set_max_free(&mut self, max_free: usize) {
-        self.max_free = max_free;
-        if self.free.len() > max_free {
-            self.free.truncate(max_free);
-        }
+        self.free.set_max(max_free);
+    }
+
+    /// Frees the idle buffers no connection took since the last trim,
+    /// keeping at least `keep`; returns how many were freed.
+    pub fn trim(&mut self, keep: usize) -> usize {
+        self.free.trim(keep)
     }
 }
 
@@ -250,6 +314,30 @@ pub fn fmt_u64(mut v: u64, out: &mut [u8; 20]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trim_frees_what_went_unused_since_the_last_one() {
+        let mut pool = BufPool::new(100);
+        let mut held: Vec<Buf> = (0..50).map(|_| pool.take()).collect();
+        for b in &mut held {
+            pool.reclaim(b);
+        }
+        assert_eq!(pool.idle(), 50);
+        // A wave that needed 30 of them: 20 stayed unused, and go but for
+        // the 5 to keep.
+        pool.trim(0);
+        let mut wave: Vec<Buf> = (0..30).map(|_| pool.take()).collect();
+        for b in &mut wave {
+            pool.reclaim(b);
+        }
+        pool.trim(5);
+        assert_eq!(pool.idle(), 35);
+        // Nothing needed since: all but `keep` go.
+        pool.trim(5);
+        assert_eq!(pool.idle(), 5);
+        pool.trim(5);
+        assert_eq!(pool.idle(), 5);
+    }
 
     #[test]
     fn fifo_and_compaction() {

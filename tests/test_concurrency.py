@@ -128,3 +128,43 @@ def test_a_burst_under_a_descriptor_limit_waits_instead_of_failing(backend_facto
         for s in socks:
             s.close()
     assert statuses == [b"200"] * 150, dict(Counter(statuses))
+
+
+def test_memory_of_a_burst_is_given_back_once_it_is_over(backend_factory, ekilibri_factory):
+    """300 concurrent requests take about 19 MiB of 16 KiB buffers (client
+    and backend side, in and out). Once the burst is over and the clients
+    sit idle, a second later the buffers no request needed are freed and
+    handed back to the system: idle connections cost their slots, not the
+    burst's buffers."""
+    import socket
+    import time
+
+    def rss_kib(pid: int) -> int:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    b1, b2 = backend_factory(2)
+    lb = ekilibri_factory([b1, b2], read_timeout=20_000, keepalive_timeout=60_000)
+    host, port = lb.addr.rsplit(":", 1)
+    before = rss_kib(lb.pid)
+    socks = [socket.create_connection((host, int(port)), timeout=20) for _ in range(300)]
+    try:
+        for s in socks:
+            s.sendall(b"GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        for s in socks:
+            answer = b""
+            while not answer.endswith(b"slept 300 ms\n"):
+                chunk = s.recv(65536)
+                assert chunk, answer
+                answer += chunk
+        peak = rss_kib(lb.pid)
+        deadline = time.monotonic() + 5
+        while rss_kib(lb.pid) - before > 6 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = rss_kib(lb.pid)
+        assert after - before <= 6 * 1024, f"RSS {before} KiB before, {peak} at the peak, {after} idle after"
+    finally:
+        for s in socks:
+            s.close()

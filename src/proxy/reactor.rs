@@ -21,7 +21,7 @@ use super::reload::ReloadHub;
 use super::retry_budget::RetryBudget;
 use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
-use crate::buf::{Buf, BufPool, LARGE_BUF_SIZE, fmt_u64};
+use crate::buf::{Buf, BufPool, FreeList, LARGE_BUF_SIZE, fmt_u64};
 use crate::config::Config;
 use crate::http::body::{BodyError, BodyRelay};
 use crate::http::canned;
@@ -76,6 +76,11 @@ const MAX_IDLE_PER_BACKEND: usize = 1024;
 /// Idle buffers kept for reuse (16 KiB each) at least; more while more
 /// connections are open (see [`Reactor::size_pools`]).
 const MAX_IDLE_BUFFERS: usize = 1024;
+/// Idle buffers (and spare exchanges) a trim always leaves: 1 MiB of
+/// buffers, enough for a small burst to find them ready.
+const KEEP_IDLE_BUFFERS: usize = 64;
+/// How often the pools free what no request needed meanwhile.
+const POOL_TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// Finished exchanges kept for reuse.
 const MAX_IDLE_EXCHANGES: usize = 1024;
 /// Readiness events fetched per poll.
@@ -284,7 +289,9 @@ pub struct Reactor {
     /// Recycled exchange boxes: a client holds its exchange boxed (so an
     /// idle connection stays small) and the boxes are reused.
     #[allow(clippy::vec_box)]
-    spare_exchanges: Vec<Box<Exchange>>,
+    spare_exchanges: FreeList<Box<Exchange>>,
+    /// When the pools next free what they did not need (`size_pools`).
+    next_trim: Tick,
     next_gen: u32,
     /// Admin connections open.
     admins: usize,
@@ -379,7 +386,8 @@ impl Reactor {
         Ok(Reactor {
             budget,
             bufs: BufPool::new(MAX_IDLE_BUFFERS),
-            spare_exchanges: Vec::with_capacity(MAX_IDLE_EXCHANGES),
+            spare_exchanges: FreeList::new(MAX_IDLE_EXCHANGES),
+            next_trim: now,
             poll,
             listener: Some(listener),
             local_addr,
@@ -966,12 +974,23 @@ impl Reactor {
     /// Lets the buffer pool keep as many idle buffers as the open
     /// connections could hold at once (two each), so that waves of
     /// concurrent requests reuse buffers instead of freeing and allocating
-    /// them again; when connections close, the excess is freed.
+    /// them again; when connections close, the excess is freed. Once every
+    /// `POOL_TRIM_INTERVAL`, buffers and exchanges that no request needed
+    /// meanwhile are freed, so that connections left idle after a burst
+    /// cost their slots and not the burst's buffers.
     fn size_pools(&mut self) {
         self.bufs
             .set_max_free((2 * self.conns.len()).max(MAX_IDLE_BUFFERS));
         self.spare_exchanges
-            .truncate(MAX_IDLE_EXCHANGES.max(self.conns.len()));
+            .set_max(MAX_IDLE_EXCHANGES.max(self.conns.len()));
+        if self.now >= self.next_trim {
+            let freed = self.bufs.trim(KEEP_IDLE_BUFFERS);
+            self.spare_exchanges.trim(KEEP_IDLE_BUFFERS);
+            self.next_trim = self.now.after(POOL_TRIM_INTERVAL);
+            if freed >= KEEP_IDLE_BUFFERS {
+                release_freed_memory();
+            }
+        }
     }
 
     fn on_signals(&mut self) {
@@ -1887,10 +1906,9 @@ impl Reactor {
 
     /// Keeps a finished exchange's box for the next request.
     fn recycle(&mut self, ex: Box<Exchange>) {
-        // As many as there may be exchanges at once (one per client).
-        if self.spare_exchanges.len() < MAX_IDLE_EXCHANGES.max(self.conns.len()) {
-            self.spare_exchanges.push(ex);
-        }
+        // As many as there may be exchanges at once (one per client): the
+        // list's limit follows the open connections (`size_pools`).
+        self.spare_exchanges.push(ex);
     }
 
     /// Returns a backend connection to its pool if it can carry another
@@ -2850,6 +2868,18 @@ fn connect_result(sock: &TcpStream) -> io::Result<bool> {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Hands memory the allocator holds free back to the system. glibc keeps
+/// freed blocks below the top of its heap for reuse, so the buffers of a
+/// burst, once freed, would stay in the RSS for good; at most once per
+/// `POOL_TRIM_INTERVAL`, after a trim that freed at least 1 MiB.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
