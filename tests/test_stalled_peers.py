@@ -362,3 +362,35 @@ def test_an_answer_that_arrived_while_the_proxy_was_stopped_is_not_a_timeout(bac
         lb.popen.send_signal(signal.SIGCONT)
     t.join(20)
     assert result.get("status") == 200, result
+
+
+def test_a_client_that_stops_its_upload_still_gets_the_whole_early_answer(scripted_backend_factory, ekilibri_factory):
+    """The backend answers a large upload early (413, 200,000 bytes, the
+    rest of the body 0.5 s after the first 1,000). The client gives up its
+    upload on seeing the head and half-closes (SHUT_WR), still reading: it
+    must get the whole answer, not the first 1,000 bytes and a close."""
+    size = 200_000
+
+    def early_413(bc):
+        if bc.read_head(timeout=10) is None:
+            return
+        bc.send(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size
+                + b"x" * 1000)
+        time.sleep(0.5)
+        bc.send(b"y" * (size - 1000))
+        time.sleep(2)
+
+    lb = ekilibri_factory([scripted_backend_factory("early", early_413)], health_check_interval=60_000)
+    with socket.create_connection((lb.host, lb.port), timeout=10) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"z" * 5000)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 "), head
+        s.shutdown(socket.SHUT_WR)
+        while chunk := s.recv(65536):
+            body += chunk
+    assert len(body) == size, f"{len(body)} of {size} body bytes"

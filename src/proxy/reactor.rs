@@ -1472,8 +1472,16 @@ impl Reactor {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
                 }
-                if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
-                    // The client went away in the middle of its body.
+                if c.rd.read_eof
+                    && !ex.req_body.input_done()
+                    && c.inbuf.is_empty()
+                    && !ex.resp_started
+                {
+                    // The client went away in the middle of its body. Once
+                    // the response has started (an early 413, say) the
+                    // client may only have stopped sending (a half-close):
+                    // the response is relayed to its end, then the
+                    // connection closes, the backend one unpooled.
                     return Step::Close;
                 }
             }
