@@ -416,6 +416,16 @@ def test_trace_and_options_stop_at_max_forwards_zero(scripted_backend_factory, e
         assert r.status == 200 and r.header("Connection") == "keep-alive", r
         c.send(b"GET /after HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         assert c.read_response().status == 200
+        # A long TRACE echo (a head that grows the buffer, a length of five
+        # digits, the keep-alive ending): the answer must fit the space the
+        # proxy sets aside for it.
+        head = (b"TRACE / HTTP/1.0\r\nConnection: keep-alive\r\nMax-Forwards: 0\r\nX-Pad: "
+                + b"p" * 17_000 + b"\r\n\r\n")
+        c.send(head)
+        r = c.read_response()
+        assert r.status == 200 and r.body == head, r
+        c.send(b"GET /still HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert c.read_response().status == 200
 
 
 def test_empty_lines_before_a_request_are_ignored(scripted_backend_factory, ekilibri_factory):

@@ -394,3 +394,70 @@ def test_a_client_that_stops_its_upload_still_gets_the_whole_early_answer(script
         while chunk := s.recv(65536):
             body += chunk
     assert len(body) == size, f"{len(body)} of {size} body bytes"
+
+
+@pytest.mark.parametrize("how", ["close", "half-close"])
+def test_a_client_that_stops_its_body_after_100_continue_frees_the_backend_at_once(
+    scripted_backend_factory, ekilibri_factory, how
+):
+    """After a relayed `100 Continue` the client sends part of its body and
+    closes (or half-closes). No final response has begun, so the exchange
+    ends at once: the backend, still reading the body, sees the end of its
+    connection within a moment, not after `client_header_timeout`."""
+    seen = {}
+
+    def continue_then_read(bc):
+        if bc.read_head(timeout=10) is None:
+            return
+        bc.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        t0 = time.monotonic()
+        seen["closed"] = bc.wait_closed(timeout=8)
+        seen["after"] = time.monotonic() - t0
+
+    lb = ekilibri_factory([scripted_backend_factory("cont", continue_then_read)], health_check_interval=60_000,
+                          client_header_timeout=8_000)
+    with socket.create_connection((lb.host, lb.port), timeout=10) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(1000).startswith(b"HTTP/1.1 100 ")
+        s.sendall(b"x" * 1000)
+        time.sleep(0.2)
+        if how == "close":
+            s.close()
+        else:
+            s.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + 10
+        while "after" not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert seen.get("closed") and seen["after"] < 2, seen
+
+
+def test_an_echo_learns_the_client_stopped_its_body(scripted_backend_factory, ekilibri_factory):
+    """A backend streams its answer while it reads the body (an echo). The
+    client half-closes part-way: the backend must be told (its read ends),
+    so it can finish the answer, which the client then gets whole."""
+
+    def echo(bc):
+        if bc.read_head(timeout=10) is None:
+            return
+        bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while True:
+            data = bc.recv_some(timeout=8)
+            if not data:
+                break
+            bc.send(b"%x\r\n%s\r\n" % (len(data), data))
+        bc.send(b"0\r\n\r\n")
+
+    lb = ekilibri_factory([scripted_backend_factory("echo", echo)], health_check_interval=60_000,
+                          client_header_timeout=8_000)
+    with socket.create_connection((lb.host, lb.port), timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"e" * 1000)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        t0 = time.monotonic()
+        s.shutdown(socket.SHUT_WR)
+        while chunk := s.recv(65536):
+            got += chunk
+        waited = time.monotonic() - t0
+    assert got.endswith(b"\r\n0\r\n\r\n"), got[-200:]
+    assert waited < 2, f"the answer ended {waited:.1f} s after the client stopped"

@@ -106,7 +106,7 @@ pub fn error(status: u16, connection: Persistence, date: &[u8], out: &mut crate:
         keep
     };
     let line = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let need = bytes.len() + 64;
+    let need = bytes.len() + 96;
     if out.space() < need {
         out.grow_to(out.len() + need);
     }
@@ -140,7 +140,9 @@ pub fn final_hop(
     } else {
         0
     };
-    let need = body_len + 128;
+    // Status line 17, Date 8 + date, Content-Type 30, Content-Length 16 +
+    // up to 20 digits, the connection ending at most 28.
+    let need = body_len + 119 + date.len() + 20;
     if out.space() < need {
         out.grow_to(out.len() + need);
     }
@@ -222,6 +224,24 @@ mod tests {
                 .unwrap()
                 .contains("Connection")
         );
+    }
+
+    /// The space reserved must cover the longest answer: a TRACE echo of a
+    /// head of 1,000 bytes or more (a four-digit length), to an HTTP/1.0
+    /// keep-alive client, into a buffer with no room to spare.
+    #[test]
+    fn a_long_trace_echo_fits_the_space_it_reserves() {
+        let mut head =
+            b"TRACE / HTTP/1.0\r\nConnection: keep-alive\r\nMax-Forwards: 0\r\n".to_vec();
+        head.extend_from_slice(b"X-Pad: ");
+        head.extend(std::iter::repeat_n(b'p', 17_000));
+        head.extend_from_slice(b"\r\n\r\n");
+        for filler in [0, 1, 100] {
+            let mut out = crate::buf::Buf::with_capacity(filler);
+            out.put(&vec![b'r'; filler]);
+            super::final_hop(true, &head, super::Persistence::KeepAlive10, DATE, &mut out);
+            assert!(out.data().ends_with(b"\r\n\r\n"));
+        }
     }
 
     #[test]

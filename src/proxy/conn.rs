@@ -269,6 +269,9 @@ pub(super) struct BackendConn {
     /// end of input is abortive, and a close-delimited body that ends
     /// there is incomplete.
     pub reset: bool,
+    /// Its sending side was shut: the client stopped sending the request
+    /// body after the response began. Never pooled (the body is short).
+    pub write_shut: bool,
     /// When the connect started or the connection went idle.
     pub since: Tick,
     pub last_in: Tick,

@@ -546,14 +546,14 @@ impl Reactor {
     /// stall traffic; a later turn of the loop applies the result
     /// (`finish_reload`, on the loader's waker). A reload asked for while
     /// one is under way reads the file once more after it. With several
-    /// workers only the leader starts the read, and every worker applies
-    /// its result.
+    /// workers the first request for a `SIGHUP` starts the read, and every
+    /// worker applies its result.
     pub fn reload(&mut self) {
         let (Some(path), Some(loader)) = (self.config_path.clone(), self.loader.as_mut()) else {
             warn!("SIGHUP: no configuration file to reload");
             return;
         };
-        if let Err(e) = loader.request(path) {
+        if let Err(e) = loader.request(path, super::signals::hangups().max(1)) {
             self.reload_failed(&format!("cannot start the reload: {e}"));
         }
     }
@@ -1472,17 +1472,21 @@ impl Reactor {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
                 }
-                if c.rd.read_eof
-                    && !ex.req_body.input_done()
-                    && c.inbuf.is_empty()
-                    && !ex.resp_started
-                {
+                if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
                     // The client went away in the middle of its body. Once
-                    // the response has started (an early 413, say) the
-                    // client may only have stopped sending (a half-close):
-                    // the response is relayed to its end, then the
-                    // connection closes, the backend one unpooled.
-                    return Step::Close;
+                    // the final response has started (an early 413, say)
+                    // the client may only have stopped sending (a
+                    // half-close): the response is relayed to its end,
+                    // then the connection closes, the backend one unpooled.
+                    // The backend is told no more body comes, so one that
+                    // still reads it (an echo) can end its answer.
+                    if !ex.final_started {
+                        return Step::Close;
+                    }
+                    if b.outbuf.is_empty() && !b.write_shut {
+                        let _ = b.sock.shutdown(Shutdown::Write);
+                        b.write_shut = true;
+                    }
                 }
             }
             if b.phase == BackendPhase::Ready {
@@ -1830,6 +1834,7 @@ impl Reactor {
                 got_bytes: false,
                 send_failed: false,
                 reset: false,
+                write_shut: false,
                 since: now,
                 last_in: now,
                 last_out: now,

@@ -7,11 +7,13 @@
 //! back through a channel and a [`mio::Waker`]; the loop goes on serving
 //! meanwhile and applies the result in a later turn.
 //!
-//! With `workers = N`, every worker receives `SIGHUP`, but only the first
-//! one (the leader) starts the read, and the one result goes to all of
-//! them. Reading the file once per worker could give two workers two
-//! configurations: the file may be rewritten between two reads, and a
-//! host name may resolve differently.
+//! With `workers = N`, every worker receives `SIGHUP` and asks for a read,
+//! naming how many `SIGHUP`s the process has had (`signals::hangups`); the
+//! first request for a count starts the read, the others find it covered,
+//! and the one result goes to all workers. Any worker can start it, so a
+//! worker that has exited does not take reloads with it. Reading the file
+//! once per worker could give two workers two configurations: the file may
+//! be rewritten between two reads, and a host name may resolve differently.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,9 +38,12 @@ struct Hub {
     subscribers: Vec<(Sender<Loaded>, Arc<Waker>)>,
     /// A read is under way.
     reading: bool,
+    /// The latest request count a read (under way or done) answers.
+    covered: u64,
     /// Another reload was asked for while one was under way: the file may
-    /// have changed after it was read, so it is read once more.
-    again: Option<PathBuf>,
+    /// have changed after it was read, so it is read once more, answering
+    /// requests up to this count.
+    again: Option<(PathBuf, u64)>,
 }
 
 /// The reload machinery shared by the workers of one process; hand out
@@ -58,6 +63,7 @@ impl ReloadHub {
             read,
             subscribers: Vec::new(),
             reading: false,
+            covered: 0,
             again: None,
         })))
     }
@@ -67,30 +73,33 @@ impl ReloadHub {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A worker's end: results are reported on `registry` as `token`. The
-    /// first subscriber is the leader, whose requests start reads.
+    /// A worker's end: results are reported on `registry` as `token`.
     pub(crate) fn subscribe(&self, registry: &Registry, token: Token) -> io::Result<Loader> {
         let waker = Arc::new(Waker::new(registry, token)?);
         let (tx, rx) = mpsc::channel();
-        let mut hub = self.lock();
-        let leader = hub.subscribers.is_empty();
-        hub.subscribers.push((tx, waker));
+        self.lock().subscribers.push((tx, waker));
         Ok(Loader {
             hub: self.clone(),
             rx,
-            leader,
         })
     }
 
-    /// Starts a read of `path` unless one is under way, in which case
-    /// another follows it (several requests meanwhile make one read).
-    fn request(&self, path: PathBuf) -> io::Result<()> {
+    /// Asks for a read of `path` answering request `seq` (the number of
+    /// `SIGHUP`s seen): nothing if a read started for `seq` or later
+    /// already; if one for an earlier count is under way, another follows
+    /// it (several requests meanwhile make one read); else one starts.
+    fn request(&self, path: PathBuf, seq: u64) -> io::Result<()> {
         let mut hub = self.lock();
+        if seq <= hub.covered {
+            return Ok(());
+        }
         if hub.reading {
-            hub.again = Some(path);
+            let later = hub.again.as_ref().map_or(seq, |(_, s)| seq.max(*s));
+            hub.again = Some((path, later));
             return Ok(());
         }
         hub.reading = true;
+        hub.covered = seq;
         let read = hub.read;
         drop(hub);
         let reader = Reader {
@@ -124,7 +133,10 @@ impl Reader {
             let mut hub = self.hub.lock();
             broadcast(&hub, &loaded);
             match hub.again.take() {
-                Some(next) => self.path = next,
+                Some((next, seq)) => {
+                    self.path = next;
+                    hub.covered = hub.covered.max(seq);
+                }
                 None => {
                     hub.reading = false;
                     self.done = true;
@@ -167,18 +179,13 @@ fn broadcast(hub: &Hub, loaded: &Loaded) {
 pub struct Loader {
     hub: ReloadHub,
     rx: Receiver<Loaded>,
-    leader: bool,
 }
 
 impl Loader {
-    /// `SIGHUP` arrived: the leader starts reading `path` (every worker
-    /// gets the result); the others wait for that result.
-    pub fn request(&mut self, path: PathBuf) -> io::Result<()> {
-        if self.leader {
-            self.hub.request(path)
-        } else {
-            Ok(())
-        }
+    /// `SIGHUP` number `seq` arrived: reads `path` unless another
+    /// worker's request for it did already (every worker gets the result).
+    pub fn request(&mut self, path: PathBuf, seq: u64) -> io::Result<()> {
+        self.hub.request(path, seq)
     }
 
     /// The next finished read, if there is one (call when the waker's
@@ -223,9 +230,9 @@ mod tests {
             .subscribe(poll.registry(), Token(7))
             .unwrap();
         assert!(loader.take().is_none());
-        loader.request(path.clone()).unwrap();
+        loader.request(path.clone(), 1).unwrap();
         // Asked again while the first read may still run: one more read.
-        loader.request(path.clone()).unwrap();
+        loader.request(path.clone(), 2).unwrap();
         let first = wait(&mut poll, &mut loader).unwrap();
         assert_eq!(first.servers[0].addr.port(), 9001);
         // The second request makes a second read, whenever the first ended.
@@ -235,11 +242,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(loader.take().is_none(), "two requests, two reads");
-        loader.request(path.clone()).unwrap();
+        // A request for a count already answered reads nothing.
+        loader.request(path.clone(), 2).unwrap();
+        assert!(!busy(&loader));
+        loader.request(path.clone(), 3).unwrap();
         let last = wait(&mut poll, &mut loader).unwrap();
         assert_eq!(last.servers[0].addr.port(), 9002);
         std::fs::write(&path, "servers = [").unwrap();
-        loader.request(path.clone()).unwrap();
+        loader.request(path.clone(), 4).unwrap();
         assert!(wait(&mut poll, &mut loader).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -255,15 +265,16 @@ mod tests {
     }
 
     #[test]
-    fn every_worker_applies_the_one_read_the_leader_started() {
+    fn every_worker_applies_the_one_read_a_sighup_started() {
         let hub = ReloadHub::with_reader(counting_read);
         let (mut p1, mut p2) = (Poll::new().unwrap(), Poll::new().unwrap());
         let mut leader = hub.subscribe(p1.registry(), Token(7)).unwrap();
         let mut other = hub.subscribe(p2.registry(), Token(7)).unwrap();
         let path = PathBuf::from("workers.toml");
-        // Both workers get SIGHUP; the second worker's request reads nothing.
-        other.request(path.clone()).unwrap();
-        leader.request(path.clone()).unwrap();
+        // Both workers get SIGHUP number 1; the second request reads
+        // nothing more.
+        other.request(path.clone(), 1).unwrap();
+        leader.request(path.clone(), 1).unwrap();
         let a = wait(&mut p1, &mut leader).unwrap();
         let b = wait(&mut p2, &mut other).unwrap();
         assert_eq!(a, b, "both workers got the same configuration");
@@ -272,6 +283,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(leader.take().is_none() && other.take().is_none());
+        // The first worker has gone: the other's request still reads.
+        drop(leader);
+        other.request(path.clone(), 2).unwrap();
+        let c = wait(&mut p2, &mut other).unwrap();
+        assert_ne!(c, b, "a second read, with the file changed");
+        assert_eq!(READS.load(Ordering::SeqCst), 2);
     }
 
     fn panicking_read(_: &Path) -> Loaded {
@@ -284,8 +301,8 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let mut loader = hub.subscribe(poll.registry(), Token(7)).unwrap();
         let path = PathBuf::from("gone.toml");
-        for _ in 0..2 {
-            loader.request(path.clone()).unwrap();
+        for seq in 1..=2 {
+            loader.request(path.clone(), seq).unwrap();
             let e = wait(&mut poll, &mut loader).unwrap_err();
             assert!(e.reason.contains("without a result"), "{e}");
         }

@@ -5,13 +5,23 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 /// Most reactors (workers) that can listen for signals.
 const MAX_PIPES: usize = 64;
 
 /// Write ends of the pipes, one per reactor; -1 = free slot.
 static PIPES: [AtomicI32; MAX_PIPES] = [const { AtomicI32::new(-1) }; MAX_PIPES];
+/// SIGHUPs received so far. Every worker gets each signal; a reload request
+/// names the count it answers, so that the workers' requests for one
+/// `SIGHUP` make one read of the file (see `reload::ReloadHub`).
+static HANGUPS: AtomicU64 = AtomicU64::new(0);
+
+/// The number of `SIGHUP`s received so far.
+pub fn hangups() -> u64 {
+    HANGUPS.load(Ordering::SeqCst)
+}
+
 /// Serialises installation (not the handler, which only reads atomics).
 static INSTALL: Mutex<bool> = Mutex::new(false);
 
@@ -92,6 +102,12 @@ impl Signal {
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        // Counted before any worker is woken, so every worker that sees
+        // this signal reads a count that includes it (a lock-free atomic:
+        // async-signal-safe).
+        HANGUPS.fetch_add(1, Ordering::SeqCst);
+    }
     let byte = sig as u8;
     for slot in &PIPES {
         let fd = slot.load(Ordering::Relaxed);
