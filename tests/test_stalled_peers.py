@@ -461,3 +461,73 @@ def test_an_echo_learns_the_client_stopped_its_body(scripted_backend_factory, ek
         waited = time.monotonic() - t0
     assert got.endswith(b"\r\n0\r\n\r\n"), got[-200:]
     assert waited < 2, f"the answer ended {waited:.1f} s after the client stopped"
+
+
+def test_after_the_client_stops_its_body_a_slow_answer_gets_read_timeout_not_the_client_timer(
+    scripted_backend_factory, ekilibri_factory
+):
+    """The client half-closes mid-body while a streamed answer is under way;
+    the backend learns it, and takes 2.5 s to finish, within `read_timeout`
+    (10 s) but beyond `client_header_timeout` (1 s). The client is no
+    longer sending, so its body timer must not cut the answer."""
+
+    def slow_end(bc):
+        if bc.read_head(timeout=10) is None:
+            return
+        bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        got = 0
+        while data := bc.recv_some(timeout=8):
+            got += len(data)
+        time.sleep(2.5)
+        body = b"got %d bytes" % got
+        bc.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+
+    lb = ekilibri_factory([scripted_backend_factory("slow", slow_end)], health_check_interval=60_000,
+                          client_header_timeout=1000, read_timeout=10_000)
+    with socket.create_connection((lb.host, lb.port), timeout=15) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"b" * 1000)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        s.shutdown(socket.SHUT_WR)
+        while chunk := s.recv(65536):
+            got += chunk
+    assert got.endswith(b"got 1000 bytes\r\n0\r\n\r\n"), got
+
+
+def test_a_complete_answer_after_100_continue_then_a_half_close_closes_at_once(
+    scripted_backend_factory, ekilibri_factory
+):
+    """After `100 Continue` the backend answers in full before the whole
+    body came; the client takes the answer and half-closes. Nothing is left
+    to do: the connection closes at once, not after `client_header_timeout`."""
+
+    def answer_early(bc):
+        if bc.read_head(timeout=10) is None:
+            return
+        bc.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        got = 0
+        while got < 500:
+            data = bc.recv_some(timeout=5)
+            if not data:
+                return
+            got += len(data)
+        bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        bc.wait_closed(timeout=8)
+
+    lb = ekilibri_factory([scripted_backend_factory("early", answer_early)], health_check_interval=60_000,
+                          client_header_timeout=5000)
+    with socket.create_connection((lb.host, lb.port), timeout=10) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(1000).startswith(b"HTTP/1.1 100 ")
+        s.sendall(b"c" * 500)
+        got = b""
+        while not got.endswith(b"ok"):
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200 "), got
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        assert s.recv(65536) == b""
+        assert time.monotonic() - t0 < 2

@@ -1483,6 +1483,12 @@ impl Reactor {
                     if !ex.final_started {
                         return Step::Close;
                     }
+                    if matches!(ex.resp, ResponsePhase::Done(_)) {
+                        // All of the answer is relayed (or queued): the
+                        // exchange ends, and the connection closes once
+                        // the client has it (the body is unfinished).
+                        return Step::Done;
+                    }
                     if b.outbuf.is_empty() && !b.write_shut {
                         let _ = b.sock.shutdown(Shutdown::Write);
                         b.write_shut = true;
@@ -2317,11 +2323,14 @@ impl Reactor {
                 // Waiting for more of the request body: the client may not
                 // stall longer than it may take over a head (slow POST).
                 // (Not while the client rightly waits for a 100 Continue.)
+                // (Nor once the client has stopped sending for good after
+                // the final response began: the backend's timer runs then.)
                 _ if c.ex.as_ref().is_some_and(|ex| {
                     ex.head_held == 0
                         && !ex.req_body.input_done()
                         && c.inbuf.is_empty()
                         && !awaits_continue(ex)
+                        && !(c.rd.read_eof && ex.final_started)
                 }) =>
                 {
                     // From the last byte either way: a client that waited
@@ -2383,7 +2392,10 @@ impl Reactor {
                 }
                 let sent = match ex.sent_at {
                     Some(t) => t,
-                    None if b.send_failed => b.last_out,
+                    // Nothing more will be sent (the backend refused more,
+                    // or the client stopped its body and the backend was
+                    // told): the rest of the answer is due.
+                    None if b.send_failed || b.write_shut => b.last_out,
                     // The head is sent and the client waits for a 100
                     // before its body: a backend that waits for the body
                     // instead would hold both forever. A client may send
