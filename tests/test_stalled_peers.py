@@ -531,3 +531,32 @@ def test_a_complete_answer_after_100_continue_then_a_half_close_closes_at_once(
         t0 = time.monotonic()
         assert s.recv(65536) == b""
         assert time.monotonic() - t0 < 2
+
+
+def test_a_client_that_pauses_then_stops_its_body_still_gets_the_answer(scripted_backend_factory, ekilibri_factory):
+    """The client pauses 2 s mid-body (within `client_header_timeout`), then
+    half-closes; the backend finishes 0.3 s after it learns of it. The
+    backend's time (`read_timeout`, 1 s) counts from the half-close it was
+    told of, not from the last body byte 2 s earlier."""
+
+    def finish_after_eof(bc):
+        if bc.read_head(timeout=10) is None:
+            return
+        bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while bc.recv_some(timeout=8):
+            pass
+        time.sleep(0.3)
+        bc.send(b"4\r\ndone\r\n0\r\n\r\n")
+
+    lb = ekilibri_factory([scripted_backend_factory("pause", finish_after_eof)], health_check_interval=60_000,
+                          client_header_timeout=10_000, read_timeout=1000)
+    with socket.create_connection((lb.host, lb.port), timeout=15) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"p" * 1000)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(65536)
+        time.sleep(2)
+        s.shutdown(socket.SHUT_WR)
+        while chunk := s.recv(65536):
+            got += chunk
+    assert got.endswith(b"4\r\ndone\r\n0\r\n\r\n"), got

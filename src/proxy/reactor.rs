@@ -1492,6 +1492,8 @@ impl Reactor {
                     if b.outbuf.is_empty() && !b.write_shut {
                         let _ = b.sock.shutdown(Shutdown::Write);
                         b.write_shut = true;
+                        // The rest of the answer is due from now.
+                        b.last_out = now;
                     }
                 }
             }

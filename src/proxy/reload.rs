@@ -99,7 +99,7 @@ impl ReloadHub {
             return Ok(());
         }
         hub.reading = true;
-        hub.covered = seq;
+        let before = std::mem::replace(&mut hub.covered, seq);
         let read = hub.read;
         drop(hub);
         let reader = Reader {
@@ -111,7 +111,10 @@ impl ReloadHub {
             .name("reload".into())
             .spawn(move || reader.run(read));
         if let Err(e) = spawned {
-            self.lock().reading = false;
+            // Nothing read: a later request for the same count may try.
+            let mut hub = self.lock();
+            hub.reading = false;
+            hub.covered = before;
             return Err(e);
         }
         Ok(())
