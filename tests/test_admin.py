@@ -175,13 +175,18 @@ def test_admin_port_answers_other_methods_with_allow_and_garbage_with_400(backen
     r = request_once(addr, "DELETE", "/metrics")
     assert r.status == 405 and r.header("Allow") == "GET, HEAD", r
     host, port = addr.rsplit(":", 1)
-    for line in (b"garbage", b"GET /metrics", b"GET /metrics HTTP/1.1 extra", b"get /metrics HTTP/1.1"):
+    for line in (b"garbage", b"GET /metrics", b"GET /metrics HTTP/1.1 extra", b"GET /metrics HTTP/1.1\r\nbad field"):
         with socket.create_connection((host, int(port)), timeout=5) as s:
             s.sendall(line + b"\r\n\r\n")
             answer = b""
             while chunk := s.recv(4096):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 400 "), (line, answer)
+    # Methods are case-sensitive tokens (RFC 9110 §9.1): `get` is a method
+    # the admin port does not take, not a malformed line.
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"get /metrics HTTP/1.1\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 405 ")
     assert request_once(addr, "GET", "/metrics").status == 200
 
 

@@ -1097,9 +1097,8 @@ impl Reactor {
                 }
                 return;
             };
-            let line_end = a.input.iter().position(|&b| b == b'\r').unwrap_or(end);
-            let line = a.input[..line_end].to_vec();
-            let response = self.admin_response(&line);
+            let head = std::mem::take(&mut a.input);
+            let response = self.admin_response(&head[..end + 4]);
             if let Some(Entry::Admin(a)) = self.conns.get_mut(key) {
                 a.output = response;
             }
@@ -1122,16 +1121,14 @@ impl Reactor {
     }
 
     /// The complete HTTP response for one admin request line.
-    fn admin_response(&self, line: &[u8]) -> Vec<u8> {
-        let mut parts = line.split(|&b| b == b' ');
-        let (method, target) = (parts.next().unwrap_or(b""), parts.next().unwrap_or(b""));
-        let version = parts.next().unwrap_or(b"");
-        let well_formed = parts.next().is_none()
-            && !method.is_empty()
-            && method.iter().all(u8::is_ascii_uppercase)
-            && !target.is_empty()
-            && version.len() == 8
-            && version.starts_with(b"HTTP/1.");
+    fn admin_response(&self, head: &[u8]) -> Vec<u8> {
+        // The same parser as for proxied requests; anything it refuses
+        // (or a head with more fields than a scraper sends) is a 400.
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut fields);
+        let well_formed = matches!(req.parse(head), Ok(httparse::Status::Complete(_)));
+        let method = req.method.unwrap_or("").as_bytes();
+        let target = req.path.unwrap_or("").as_bytes();
         let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
         let mut body = Vec::new();
         let views = self.backend_views();
