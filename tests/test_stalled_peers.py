@@ -396,6 +396,16 @@ def test_a_client_that_stops_its_upload_still_gets_the_whole_early_answer(script
     assert len(body) == size, f"{len(body)} of {size} body bytes"
 
 
+def post_after_100_continue(lb, part: bytes) -> socket.socket:
+    """Starts a POST of 100,000 bytes with `Expect: 100-continue`, waits
+    for the `100 Continue`, and sends `part` of the body."""
+    s = socket.create_connection((lb.host, lb.port), timeout=10)
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+    assert s.recv(1000).startswith(b"HTTP/1.1 100 ")
+    s.sendall(part)
+    return s
+
+
 @pytest.mark.parametrize("how", ["close", "half-close"])
 def test_a_client_that_stops_its_body_after_100_continue_frees_the_backend_at_once(
     scripted_backend_factory, ekilibri_factory, how
@@ -416,10 +426,7 @@ def test_a_client_that_stops_its_body_after_100_continue_frees_the_backend_at_on
 
     lb = ekilibri_factory([scripted_backend_factory("cont", continue_then_read)], health_check_interval=60_000,
                           client_header_timeout=8_000)
-    with socket.create_connection((lb.host, lb.port), timeout=10) as s:
-        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
-        assert s.recv(1000).startswith(b"HTTP/1.1 100 ")
-        s.sendall(b"x" * 1000)
+    with post_after_100_continue(lb, b"x" * 1000) as s:
         time.sleep(0.2)
         if how == "close":
             s.close()
@@ -526,10 +533,7 @@ def test_a_complete_answer_after_100_continue_then_a_half_close_closes_at_once(
 
     lb = ekilibri_factory([scripted_backend_factory("early", answer_early)], health_check_interval=60_000,
                           client_header_timeout=5000)
-    with socket.create_connection((lb.host, lb.port), timeout=10) as s:
-        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
-        assert s.recv(1000).startswith(b"HTTP/1.1 100 ")
-        s.sendall(b"c" * 500)
+    with post_after_100_continue(lb, b"c" * 500) as s:
         got = b""
         while not got.endswith(b"ok"):
             chunk = s.recv(65536)
