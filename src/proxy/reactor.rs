@@ -1020,6 +1020,15 @@ impl Reactor {
         }
     }
 
+    /// An accept failed in a way that retrying at once would repeat: the
+    /// accept timer tries again after `ACCEPT_BACKOFF` (the listeners are
+    /// edge-triggered, so nothing else would).
+    fn accept_after_backoff(&mut self, what: &str, e: &io::Error) {
+        warn!("{what}: {e}; retrying in {ACCEPT_BACKOFF:?}");
+        self.wheel
+            .insert(self.now.after(ACCEPT_BACKOFF), ACCEPT_TIMER);
+    }
+
     fn accept_admin(&mut self) {
         let mut failures = 0;
         loop {
@@ -1031,11 +1040,8 @@ impl Reactor {
                 Err(e) if is_local_shortage(&e) || failures >= MAX_ACCEPT_FAILURES => {
                     // The edge is spent: nothing wakes the listener again
                     // until another scraper connects, so retry on a timer.
-                    warn!("admin accept: {e}; retrying in {ACCEPT_BACKOFF:?}");
                     self.admin_retry = true;
-                    self.wheel
-                        .insert(self.now.after(ACCEPT_BACKOFF), ACCEPT_TIMER);
-                    return;
+                    return self.accept_after_backoff("admin accept", &e);
                 }
                 Err(e) => {
                     // One connection's trouble (reset before it was taken).
@@ -1267,11 +1273,8 @@ impl Reactor {
                 Err(e) if is_local_shortage(&e) || failures >= MAX_ACCEPT_FAILURES => {
                     // Descriptors or kernel memory short, or an error that
                     // keeps coming: retrying at once would only spin.
-                    warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
                     self.accept_paused = true;
-                    self.wheel
-                        .insert(self.now.after(ACCEPT_BACKOFF), ACCEPT_TIMER);
-                    return;
+                    return self.accept_after_backoff("accept", &e);
                 }
                 Err(e) => {
                     // One connection's trouble (e.g. reset before it was
