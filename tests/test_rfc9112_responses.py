@@ -190,6 +190,35 @@ def test_final_response_before_the_body_keeps_the_connection_once_100_was_relaye
         assert c.read_response().status == 200
 
 
+def test_success_before_the_whole_body_keeps_the_connection(scripted_backend_factory, ekilibri_factory):
+    """A backend answers 200 as soon as it has the head and reads the body
+    after (nginx's `return 200` does). The relayed answer says keep-alive,
+    so the connection must carry on: the rest of the body goes to the
+    backend, and the next request on the connection is served. (It was
+    closed after the body, and a keep-alive client's next request failed.)"""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        bc.read_body(req)
+        bc.send(f"HTTP/1.1 200 OK\r\nContent-Length: {len(req.body)}\r\n\r\n".encode() + req.body)
+        harness.serve_default(bc)
+
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    with connect(lb) as c:
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"ok", r
+        assert not r.has_token("connection", "close"), r
+        c.send(b"world")
+        # The backend got the whole body: its second answer echoes it.
+        c.send(get("/next"))
+        after = c.read_response()
+        assert after.status == 200 and after.body == b"helloworld", after
+
+
 def test_early_final_response_from_a_closing_backend_says_connection_close(scripted_backend_factory, ekilibri_factory):
     """The same, but the backend closes after its response: the rest of the
     body has nowhere to go, so the client is told the connection closes,

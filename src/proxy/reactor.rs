@@ -1637,11 +1637,14 @@ impl Reactor {
         if let Some(ex) = &c.ex
             && let ResponsePhase::Done(head) = &ex.resp
         {
-            // A response that ends before the request body: after a relayed
-            // 100 Continue the client sends the body, which is forwarded
-            // before the connection carries on; otherwise the exchange ends
-            // here and the connection closes.
-            let body_follows = ex.continue_sent && head.client_keep_alive;
+            // A response that ends before the request body: if it told
+            // the client the connection stays open (a success from a
+            // backend that keeps its connection, after a relayed 100
+            // Continue if one was asked for), the client sends the rest of
+            // the body, which is forwarded before the connection carries
+            // on; otherwise the exchange ends here and the connection
+            // closes, as the response said.
+            let body_follows = head.client_keep_alive;
             let body_missing = !ex.req_body.is_done();
             let request_over = ex.sent_at.is_some() || b.as_ref().is_none_or(|b| b.send_failed);
             if request_over || (body_missing && !body_follows) {
