@@ -13,6 +13,11 @@ pub const BUF_SIZE: usize = 16 * 1024;
 /// head (request line + header section up to the configured limits).
 pub const LARGE_BUF_SIZE: usize = 48 * 1024;
 
+/// Capacity a buffer is widened to while a large body streams through it
+/// ([`BufPool::widen`]): a quarter of the reads and writes, and segments
+/// of up to 64 KiB, for a few more kilobytes held while bytes are in flight.
+pub const WIDE_BUF_SIZE: usize = 64 * 1024;
+
 /// A fixed-capacity FIFO byte buffer.
 #[derive(Debug)]
 pub struct Buf {
@@ -230,19 +235,22 @@ impl<T> FreeList<T> {
     }
 }
 
-/// A free list of [`BUF_SIZE`] buffers, so that connections hold storage
-/// only while bytes are in flight and steady-state traffic allocates
-/// nothing.
+/// Free lists of [`BUF_SIZE`] and [`WIDE_BUF_SIZE`] buffers, so that
+/// connections hold storage only while bytes are in flight and
+/// steady-state traffic allocates nothing.
 #[derive(Debug)]
 pub struct BufPool {
     free: FreeList<Box<[u8]>>,
+    wide: FreeList<Box<[u8]>>,
 }
 
 impl BufPool {
-    /// A pool keeping at most `max_free` idle buffers (more are freed).
+    /// A pool keeping at most `max_free` idle buffers of each size (more
+    /// are freed).
     pub fn new(max_free: usize) -> BufPool {
         BufPool {
             free: FreeList::new(max_free),
+            wide: FreeList::new(max_free),
         }
     }
 
@@ -265,8 +273,31 @@ impl BufPool {
         }
     }
 
+    /// Gives `buf` [`WIDE_BUF_SIZE`] storage, keeping the bytes it holds;
+    /// its narrower storage goes back to the pool. For a body streaming
+    /// through: the reactor widens the buffers of an exchange whose reads
+    /// fill them while more of the body is due.
+    pub fn widen(&mut self, buf: &mut Buf) {
+        if buf.data.len() >= WIDE_BUF_SIZE {
+            return;
+        }
+        let mut data = self
+            .wide
+            .pop()
+            .unwrap_or_else(|| vec![0; WIDE_BUF_SIZE].into_boxed_slice());
+        let len = buf.len();
+        data[..len].copy_from_slice(buf.data());
+        let old = std::mem::replace(&mut buf.data, data);
+        buf.head = 0;
+        buf.tail = len;
+        if old.len() == BUF_SIZE {
+            self.free.push(old);
+        }
+    }
+
     /// Takes the storage of `buf` back if it holds no bytes (a buffer that
-    /// grew for an oversized head is freed instead).
+    /// grew for an oversized head is freed instead). A widened buffer
+    /// returns to its own list: the next exchange starts narrow.
     pub fn reclaim(&mut self, buf: &mut Buf) {
         if !buf.is_empty() || buf.data.is_empty() {
             return;
@@ -274,26 +305,32 @@ impl BufPool {
         let data = std::mem::take(&mut buf.data);
         buf.head = 0;
         buf.tail = 0;
-        if data.len() == BUF_SIZE {
-            self.free.push(data);
+        match data.len() {
+            BUF_SIZE => self.free.push(data),
+            WIDE_BUF_SIZE => self.wide.push(data),
+            _ => {}
         }
     }
 
-    /// Idle buffers held.
+    /// Idle buffers held, of both sizes.
     pub fn idle(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.wide.len()
     }
 
-    /// Keeps at most `max_free` idle buffers from now on, freeing the
-    /// excess at once.
+    /// Keeps at most `max_free` idle buffers of each size from now on,
+    /// freeing the excess at once.
     pub fn set_max_free(&mut self, max_free: usize) {
         self.free.set_max(max_free);
+        self.wide.set_max(max_free);
     }
 
     /// Frees the idle buffers no connection took since the last trim,
-    /// keeping at least `keep`; returns how many were freed.
+    /// keeping at least `keep` narrow ones and a quarter as many wide ones
+    /// (the same memory); returns how many narrow buffers' worth of memory
+    /// was freed.
     pub fn trim(&mut self, keep: usize) -> usize {
-        self.free.trim(keep)
+        const RATIO: usize = WIDE_BUF_SIZE / BUF_SIZE;
+        self.free.trim(keep) + RATIO * self.wide.trim(keep / RATIO)
     }
 }
 
@@ -396,6 +433,39 @@ mod tests {
         assert_eq!(pool.idle(), 3);
         pool.set_max_free(1);
         assert_eq!(pool.idle(), 1);
+    }
+
+    #[test]
+    fn widening_keeps_the_bytes_and_the_next_exchange_starts_narrow() {
+        let mut pool = BufPool::new(4);
+        let mut a = pool.take();
+        a.put(b"abcdef");
+        a.consume(2);
+        pool.widen(&mut a);
+        assert_eq!((a.capacity(), a.data()), (WIDE_BUF_SIZE, &b"cdef"[..]));
+        assert_eq!(a.space(), WIDE_BUF_SIZE - 4);
+        // The narrow storage went back to the pool; widening twice is a
+        // no-op.
+        assert_eq!(pool.idle(), 1);
+        pool.widen(&mut a);
+        assert_eq!((a.capacity(), pool.idle()), (WIDE_BUF_SIZE, 1));
+        a.consume(4);
+        pool.reclaim(&mut a);
+        assert_eq!(pool.idle(), 2);
+        // fill hands out narrow storage; widen reuses the wide one.
+        let mut b = Buf::empty();
+        pool.fill(&mut b);
+        assert_eq!(b.capacity(), BUF_SIZE);
+        pool.widen(&mut b);
+        assert_eq!((b.capacity(), pool.idle()), (WIDE_BUF_SIZE, 1));
+        b.put(b"x");
+        b.consume(1);
+        pool.reclaim(&mut b);
+        // Both lists were used since the last trim: nothing is freed. Then
+        // nothing took them: both go, the wide one as four narrow ones.
+        assert_eq!(pool.trim(0), 0);
+        assert_eq!(pool.trim(0), 1 + 4);
+        assert_eq!(pool.idle(), 0);
     }
 
     #[test]

@@ -98,6 +98,18 @@ impl BodyRelay {
         self.moved
     }
 
+    /// Whether more than `n` bytes of the body may still come from the
+    /// source: always, for a chunked or close-delimited body that is not
+    /// over, whose length is not known.
+    pub fn expects_more_than(&self, n: u64) -> bool {
+        match self.source {
+            _ if self.input_done => false,
+            Source::Empty => false,
+            Source::Length(remaining) => remaining > n,
+            Source::Chunked(_) | Source::UntilClose => true,
+        }
+    }
+
     /// True if the body ends only when the sender closes.
     pub fn until_close(&self) -> bool {
         matches!(self.source, Source::UntilClose)
@@ -309,6 +321,27 @@ mod tests {
         assert_eq!(got, b"hello");
         assert!(relay.is_done());
         assert_eq!(left, 5);
+    }
+
+    #[test]
+    fn expects_more_than_counts_what_the_source_still_owes() {
+        let mut relay = BodyRelay::new(Framing::Length(10), OutCoding::Identity);
+        assert!(relay.expects_more_than(9));
+        assert!(!relay.expects_more_than(10));
+        let mut src = Buf::with_capacity(16);
+        let mut dst = Buf::with_capacity(16);
+        src.put(b"12345");
+        relay.pump(&mut src, &mut dst).unwrap();
+        assert!(relay.expects_more_than(4) && !relay.expects_more_than(5));
+        for framing in [Framing::Chunked, Framing::UntilClose] {
+            assert!(BodyRelay::new(framing, OutCoding::Identity).expects_more_than(u64::MAX));
+        }
+        assert!(!BodyRelay::new(Framing::None, OutCoding::Identity).expects_more_than(0));
+        let mut chunked = BodyRelay::new(Framing::Chunked, OutCoding::Identity);
+        src.clear();
+        src.put(b"0\r\n\r\n");
+        chunked.pump(&mut src, &mut dst).unwrap();
+        assert!(!chunked.expects_more_than(0));
     }
 
     #[test]

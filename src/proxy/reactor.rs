@@ -21,7 +21,7 @@ use super::reload::ReloadHub;
 use super::retry_budget::RetryBudget;
 use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
-use crate::buf::{Buf, BufPool, FreeList, LARGE_BUF_SIZE, fmt_u64};
+use crate::buf::{BUF_SIZE, Buf, BufPool, FreeList, LARGE_BUF_SIZE, fmt_u64};
 use crate::config::Config;
 use crate::http::body::{BodyError, BodyRelay};
 use crate::http::canned;
@@ -1398,12 +1398,15 @@ impl Reactor {
         if c.phase == ClientPhase::Open && c.rd.readable {
             self.bufs.fill(&mut c.inbuf);
         }
+        // A read that fills a buffer: more may be waiting (see `widen`).
+        let mut client_filled = false;
         if c.phase == ClientPhase::Open && c.rd.readable && c.inbuf.space() > 0 {
             let (outcome, n) = read_into(&mut c.sock, &mut c.inbuf, &mut c.rd);
             if n > 0 {
                 progress = true;
                 c.last_in = now;
                 self.metrics.on_bytes(n as u64, 0);
+                client_filled = c.inbuf.is_full();
             }
             if let IoOutcome::Error(_) = outcome {
                 return Step::Close;
@@ -1452,6 +1455,7 @@ impl Reactor {
 
         // 3. The exchange: request towards the backend, response back.
         if let (Some(ex), Some(b)) = (c.ex.as_mut(), b.as_deref_mut()) {
+            let mut backend_filled = false;
             if b.phase == BackendPhase::Connecting && (b.rd.writable || b.rd.readable) {
                 match connect_result(&b.sock) {
                     Ok(true) => {
@@ -1471,6 +1475,9 @@ impl Reactor {
                 match ex.req_body.pump(&mut c.inbuf, &mut b.outbuf) {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
+                }
+                if client_filled && ex.req_body.expects_more_than(BUF_SIZE as u64) {
+                    widen(&mut self.bufs, &mut c.inbuf, &mut b.outbuf);
                 }
                 if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
                     // The client went away in the middle of its body. Once
@@ -1524,6 +1531,7 @@ impl Reactor {
                         progress = true;
                         b.got_bytes = true;
                         b.last_in = now;
+                        backend_filled = b.inbuf.is_full();
                     }
                     if let IoOutcome::Error(_) = outcome {
                         if !b.inbuf.is_empty() {
@@ -1557,6 +1565,19 @@ impl Reactor {
             match relay_response(&mut c.inbuf, &mut c.outbuf, ex, b, draining, &self.date) {
                 Ok(p) => progress |= p,
                 Err(e) => return Step::Fail(e),
+            }
+            let streaming = match &ex.resp {
+                ResponsePhase::Body(_, relay) => relay.expects_more_than(BUF_SIZE as u64),
+                ResponsePhase::Tunnel { .. } => {
+                    if client_filled {
+                        widen(&mut self.bufs, &mut c.inbuf, &mut b.outbuf);
+                    }
+                    true
+                }
+                ResponsePhase::Head(_) | ResponsePhase::Done(_) => false,
+            };
+            if backend_filled && streaming {
+                widen(&mut self.bufs, &mut b.inbuf, &mut c.outbuf);
             }
             if !ex.observed && !matches!(ex.resp, ResponsePhase::Head(_)) {
                 ex.observed = true;
@@ -2820,6 +2841,17 @@ fn relay_response(
             ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => return Ok(progress),
         }
     }
+}
+
+/// Widens the buffers a body streams through, source and destination,
+/// once a read filled the source and more than a narrow buffer's worth is
+/// still due: a large body then moves in 64 KiB reads and writes instead of
+/// 16 KiB ones (a quarter of the syscalls, and larger segments). The
+/// buffers go back to the pool when the connection is idle, so the next
+/// exchange starts narrow.
+fn widen(bufs: &mut BufPool, src: &mut Buf, dst: &mut Buf) {
+    bufs.widen(src);
+    bufs.widen(dst);
 }
 
 /// Moves tunnel bytes both ways and propagates each side's EOF as a
