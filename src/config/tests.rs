@@ -607,6 +607,59 @@ fn wrong_type_for_string_keys() {
     }
 }
 
+/// serde sees a TOML date or time as a map (a table with one private key);
+/// the message names what was written instead.
+#[test]
+fn a_date_or_time_where_another_type_belongs_is_named_as_written() {
+    for key in KNOWN_KEYS.iter().filter(|k| **k != "servers") {
+        let m = key_err(&format!("{SERVERS}{key} = 1979-05-27"), key);
+        assert!(
+            m.contains("invalid type: date `1979-05-27`, expected "),
+            "{m}"
+        );
+        assert!(!m.contains("map"), "{m}");
+    }
+    let cases = [
+        (
+            "read_timeout = 07:32:00",
+            "time `07:32:00`, expected an integer",
+        ),
+        (
+            "strategy = 1979-05-27T07:32:00Z",
+            "date-time `1979-05-27T07:32:00Z`, expected a string",
+        ),
+        (
+            "forwarded_headers = 1979-05-27",
+            "date `1979-05-27`, expected a boolean",
+        ),
+    ];
+    for (line, want) in cases {
+        let key = line.split_once(' ').unwrap().0;
+        let m = key_err(&format!("{SERVERS}{line}"), key);
+        assert!(m.ends_with(&format!("invalid type: {want}")), "{m}");
+    }
+    let servers = [
+        ("servers = 1979-05-27", "expected an array"),
+        (
+            "servers = [1979-05-27]",
+            "expected a string \"host:port\" or a table",
+        ),
+        ("servers = [{ address = 1979-05-27 }]", "expected a string"),
+        (
+            "servers = [{ address = \"127.0.0.1:1\", weight = 1979-05-27 }]",
+            "expected an integer",
+        ),
+    ];
+    for (text, want) in servers {
+        let m = key_err(text, "servers");
+        assert!(
+            m.contains(&format!("invalid type: date `1979-05-27`, {want}")),
+            "{m}"
+        );
+        assert!(!m.contains("map") && !m.contains("$__"), "{m}");
+    }
+}
+
 #[test]
 fn zero_and_negative_integers() {
     for key in KNOWN_KEYS
