@@ -22,7 +22,7 @@ use toml::de::{DeTable, DeValue};
 use toml::value::Datetime;
 
 use super::error::Position;
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, Server};
 
 /// Every top-level key the file may contain, in documentation order.
 ///
@@ -221,10 +221,15 @@ impl<'de> Deserialize<'de> for ServerList {
     }
 }
 
-/// Parses and validates `text`; `path` is only used in error messages.
-pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+/// Parses and validates `text`, with `servers` in place of its own if
+/// given; `path` is only used in error messages.
+pub(super) fn parse(
+    path: &Path,
+    text: &str,
+    servers: Option<Vec<Server>>,
+) -> Result<Config, ConfigError> {
     let raw = parse_raw(path, text)?;
-    super::validate::validate(path, raw)
+    super::validate::validate(path, raw, servers)
 }
 
 /// Steps 1 and 2 of the module docs: syntax, then key names and types.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::KNOWN_KEYS;
-use super::{Config, ConfigError, Position, Server, StrategyKind, load, parse};
+use super::{Config, ConfigError, Position, Server, StrategyKind, load, parse, parse_with_servers};
 
 const SERVERS: &str = "servers = [\"127.0.0.1:8081\", \"127.0.0.1:8082\", \"127.0.0.1:8083\"]\n";
 
@@ -430,6 +430,23 @@ fn missing_servers() {
     let m = key_err("pool_size = 3", "servers");
     assert!(m.contains("missing"), "{m}");
     key_err("", "servers");
+}
+
+/// `--demo` gives its own backends: the file's `servers` are then optional
+/// and not resolved, and every other key still applies and is checked.
+#[test]
+fn given_servers_replace_the_files_without_resolving_them() {
+    let given = vec![srv("127.0.0.1:9001")];
+    let with = |text: &str| parse_with_servers(Path::new("t.toml"), text, given.clone());
+    let c = with("servers = [\"no-such-host.invalid:80\"]\npool_size = 3\n").unwrap();
+    assert_eq!(c.servers, given);
+    assert_eq!(c.pool_size, 3);
+    assert_eq!(with("").unwrap(), defaults(given.clone()));
+    let e = with("servers = [\"no-such-host.invalid:80\"]\npool_size = 0\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("pool_size"), "{e}");
+    // Not an array is still a type error.
+    let e = with("servers = 5").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("servers"), "{e}");
 }
 
 #[test]
