@@ -327,12 +327,7 @@ fn data_error(
             Some(span) => {
                 ConfigError::syntax(path, Position::from_offset(text, span.start), message)
             }
-            None => ConfigError {
-                file: path.display().to_string(),
-                key: None,
-                position: None,
-                reason: message,
-            },
+            None => ConfigError::file(path, message),
         },
     }
 }

@@ -121,8 +121,9 @@ impl ReloadHub {
     }
 }
 
-/// The reading thread's state; if the thread ends without a result (a
-/// panic), dropping it still tells every worker and lets later reloads run.
+/// The reading thread's state. A read that panics is a failed read
+/// ([`read_caught`]); if the thread still ends without a result, dropping
+/// this tells every worker and lets later reloads run.
 struct Reader {
     hub: ReloadHub,
     path: PathBuf,
@@ -132,7 +133,7 @@ struct Reader {
 impl Reader {
     fn run(mut self, read: ReadFn) {
         loop {
-            let loaded = read(&self.path);
+            let loaded = read_caught(read, &self.path);
             let mut hub = self.hub.lock();
             broadcast(&hub, &loaded);
             match hub.again.take() {
@@ -158,14 +159,29 @@ impl Drop for Reader {
         let mut hub = self.hub.lock();
         hub.reading = false;
         hub.again = None;
-        let lost = Err(ConfigError {
-            file: self.path.display().to_string(),
-            key: None,
-            position: None,
-            reason: "the reload thread ended without a result".into(),
-        });
+        let lost = Err(ConfigError::file(
+            &self.path,
+            "the reload thread ended without a result",
+        ));
         broadcast(&hub, &lost);
     }
+}
+
+/// `read(path)`, with a panic turned into an error: that reload is
+/// refused (every worker logs why), and one asked for meanwhile still reads
+/// after it. (The panic itself is on stderr, from the panic hook.)
+fn read_caught(read: ReadFn, path: &Path) -> Loaded {
+    std::panic::catch_unwind(|| read(path)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        Err(ConfigError::file(
+            path,
+            format!("reading the file panicked: {what}"),
+        ))
+    })
 }
 
 fn broadcast(hub: &Hub, loaded: &Loaded) {
@@ -203,7 +219,7 @@ impl Loader {
 mod tests {
     use super::*;
     use mio::{Events, Poll};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     fn wait(poll: &mut Poll, loader: &mut Loader) -> Loaded {
@@ -216,6 +232,15 @@ mod tests {
                 .unwrap();
         }
         panic!("no reload result");
+    }
+
+    /// One worker's loader on a hub that reads with `read`.
+    fn one_worker(read: ReadFn) -> (Poll, Loader) {
+        let poll = Poll::new().unwrap();
+        let loader = ReloadHub::with_reader(read)
+            .subscribe(poll.registry(), Token(7))
+            .unwrap();
+        (poll, loader)
     }
 
     fn busy(loader: &Loader) -> bool {
@@ -300,14 +325,44 @@ mod tests {
 
     #[test]
     fn a_reader_that_panics_reports_an_error_and_later_reloads_still_run() {
-        let hub = ReloadHub::with_reader(panicking_read);
-        let mut poll = Poll::new().unwrap();
-        let mut loader = hub.subscribe(poll.registry(), Token(7)).unwrap();
+        let (mut poll, mut loader) = one_worker(panicking_read);
         let path = PathBuf::from("gone.toml");
         for seq in 1..=2 {
             loader.request(path.clone(), seq).unwrap();
             let e = wait(&mut poll, &mut loader).unwrap_err();
-            assert!(e.reason.contains("without a result"), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "gone.toml: reading the file panicked: reader failed"
+            );
         }
+    }
+
+    static RELEASED: AtomicBool = AtomicBool::new(false);
+    static PANICKY_READS: AtomicUsize = AtomicUsize::new(0);
+
+    /// The first read waits for `RELEASED`, then panics; later reads succeed.
+    fn first_read_panics_when_released(path: &Path) -> Loaded {
+        if PANICKY_READS.fetch_add(1, Ordering::SeqCst) == 0 {
+            while !RELEASED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            panic!("first read failed");
+        }
+        crate::config::parse(path, "servers = [\"127.0.0.1:9200\"]\n")
+    }
+
+    #[test]
+    fn a_reload_queued_behind_a_read_that_panics_still_reads() {
+        let (mut poll, mut loader) = one_worker(first_read_panics_when_released);
+        let path = PathBuf::from("queued.toml");
+        loader.request(path.clone(), 1).unwrap();
+        // The first read is under way (it waits for RELEASED): a second
+        // SIGHUP queues one more read behind it.
+        loader.request(path.clone(), 2).unwrap();
+        RELEASED.store(true, Ordering::SeqCst);
+        assert!(wait(&mut poll, &mut loader).is_err());
+        let next = wait(&mut poll, &mut loader).expect("the queued reload read the file");
+        assert_eq!(next.servers[0].addr.port(), 9200);
+        assert_eq!(PANICKY_READS.load(Ordering::SeqCst), 2);
     }
 }
