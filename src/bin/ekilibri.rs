@@ -156,10 +156,10 @@ fn main() -> ExitCode {
     }
     // One hub for all workers: a reload reads the file once, and every
     // worker applies that one result.
-    let hub = ekilibri::proxy::ReloadHub::default();
+    let hub = ekilibri::proxy::ReloadHub::new(workers, args.listen);
     for r in &mut reactors {
         if !args.demo
-            && let Err(e) = r.set_config_path(file.clone(), args.listen, &hub)
+            && let Err(e) = r.set_config_path(file.clone(), &hub)
         {
             eprintln!("ekilibri: cannot set up reloads: {e}");
             return ExitCode::from(1);
