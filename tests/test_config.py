@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 import harness
+from rawhttp import request_once
 
 SERVERS = ["127.0.0.1:9001", "127.0.0.1:9002"]
 
@@ -146,3 +147,18 @@ def test_listen_on_the_admin_address_and_demo_with_a_missing_file_exit_2(tmp_pat
     # --demo makes the default file optional, not a file named with -f.
     res = run_ekilibri(["--demo", "-f", tmp_path / "missing.toml"])
     assert res.returncode == 2 and b"missing.toml" in res.stderr, res
+
+
+def test_demo_does_not_resolve_the_files_servers(tmp_path, started_procs):
+    """--demo runs its own backends and ignores the file's `servers`: a host
+    name there that does not resolve must not stop it (nor one that resolves
+    slowly delay it). The file's other settings still apply: its listen is
+    port 0, not the demo's default 8080."""
+    path = tmp_path / "demo.toml"
+    path.write_text(harness.config_text(["no-such-host.invalid:80"]))
+    lb = harness.spawn("ekilibri", [harness.ekilibri_bin(), "--demo", "-f", path], tmp_path)
+    started_procs.append(lb)
+    lb.wait_listening()
+    assert lb.port != 8080
+    r = request_once(lb.addr, "GET", "/")
+    assert r.status == 200 and r.header("X-Backend").startswith("demo-"), r

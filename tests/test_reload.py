@@ -409,3 +409,71 @@ def test_reload_to_port_0_with_two_workers_is_refused_not_split(backend_factory,
     assert "configuration reloaded" not in log, log
     for _ in range(10):
         assert serves(fixed) == "b1"
+
+
+def reload_outcomes(lb, n: int, timeout: float = 5.0) -> list[str]:
+    """Waits for `n` reload outcome lines (`configuration reloaded` or
+    `reload failed`) in the log, and returns them all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in lb.log_path.read_text().splitlines()
+                 if "reload failed" in line or "configuration reloaded" in line]
+        if len(lines) >= n or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
+def test_reload_to_a_port_another_process_shares_with_reuseport_is_refused(backend_factory, ekilibri_factory):
+    """With workers = 2 the workers bind a new listen address with
+    SO_REUSEPORT, which also succeeds beside another process's SO_REUSEPORT
+    socket and silently takes part of its connections. The reload checks the
+    address first, as start-up does: it is refused, every worker says why,
+    and the running address stays. Once the other socket has gone, the same
+    file applies."""
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], workers=2)
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # As servers do: else the connections it closes would keep the port
+    # busy in TIME_WAIT for a bind without SO_REUSEPORT after it has gone.
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    other.bind(("127.0.0.1", 0))
+    other.listen(64)
+    other.setblocking(False)
+    port = other.getsockname()[1]
+    taken = f"127.0.0.1:{port}"
+    try:
+        lb.config_path.write_text(harness.config_text([harness.server_entry(b1)], workers=2, listen=taken))
+        lb.popen.send_signal(signal.SIGHUP)
+        outcomes = reload_outcomes(lb, 2)
+        assert len(outcomes) == 2 and all(
+            "reload failed" in line and f"key `listen`: cannot listen on {taken}" in line for line in outcomes
+        ), lb.log_tail()
+        for _ in range(10):
+            assert serves(lb.addr) == "b1"
+        # Every connection to the taken port reaches the other process.
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(8)]
+        try:
+            accepted = 0
+            deadline = time.monotonic() + 2
+            while accepted < len(conns) and time.monotonic() < deadline:
+                try:
+                    other.accept()[0].close()
+                    accepted += 1
+                except BlockingIOError:
+                    time.sleep(0.01)
+            assert accepted == len(conns), f"{len(conns) - accepted} of {len(conns)} connections went elsewhere"
+        finally:
+            for c in conns:
+                c.close()
+    finally:
+        other.close()
+    old = lb.addr
+    lb.popen.send_signal(signal.SIGHUP)
+    outcomes = reload_outcomes(lb, 4)
+    assert len(outcomes) == 4 and all(
+        f"configuration reloaded: listening on {taken}" in line for line in outcomes[2:]
+    ), lb.log_tail()
+    for _ in range(10):
+        assert serves(taken) == "b1"
+    assert serves(old) is None

@@ -27,7 +27,7 @@ struct Args {
     #[arg(long)]
     check: bool,
     /// Run with three built-in demo backends on loopback (the file's
-    /// `servers` are ignored; the file is optional).
+    /// `servers` are ignored, not resolved; the file is optional).
     #[arg(long)]
     demo: bool,
     /// Listen on this address instead of the configured one.
@@ -156,10 +156,10 @@ fn main() -> ExitCode {
     }
     // One hub for all workers: a reload reads the file once, and every
     // worker applies that one result.
-    let hub = ekilibri::proxy::ReloadHub::default();
+    let hub = ekilibri::proxy::ReloadHub::new(workers, args.listen);
     for r in &mut reactors {
         if !args.demo
-            && let Err(e) = r.set_config_path(file.clone(), args.listen, &hub)
+            && let Err(e) = r.set_config_path(file.clone(), &hub)
         {
             eprintln!("ekilibri: cannot set up reloads: {e}");
             return ExitCode::from(1);
@@ -299,13 +299,20 @@ fn fail_config(e: &config::ConfigError) -> ExitCode {
 
 /// Starts three demo backends and builds a configuration over them, taking
 /// the other settings from `file` when it exists (or when it was named
-/// with `-f`: then it must exist).
+/// with `-f`: then it must exist). The file's `servers` are not used, so
+/// they are not resolved either: a host name there that does not resolve,
+/// or resolves slowly, does not hold up the demo.
 fn demo_config(file: &Path, explicit: bool) -> Result<Config, config::ConfigError> {
-    let mut cfg = if explicit || file.exists() {
-        config::load(file)?
+    let servers = demo_backends()?;
+    if explicit || file.exists() {
+        config::load_with_servers(file, servers)
     } else {
-        config::parse(Path::new("(demo)"), "servers = [\"127.0.0.1:1\"]\n")?
-    };
+        config::parse_with_servers(Path::new("(demo)"), "", servers)
+    }
+}
+
+/// Starts the three demo backends on loopback.
+fn demo_backends() -> Result<Vec<Server>, config::ConfigError> {
     let mut servers = Vec::new();
     for i in 1..=3 {
         let io_err = |e: std::io::Error| config::ConfigError::io(Path::new("(demo backend)"), &e);
@@ -319,6 +326,5 @@ fn demo_config(file: &Path, explicit: bool) -> Result<Config, config::ConfigErro
         };
         ekilibri::origin::spawn_with(listener, format!("demo-{i}"), behaviour).map_err(io_err)?;
     }
-    cfg.servers = servers;
-    Ok(cfg)
+    Ok(servers)
 }

@@ -50,11 +50,16 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error reading the file itself.
     pub fn io(path: &Path, e: &std::io::Error) -> Self {
+        ConfigError::file(path, e.to_string())
+    }
+
+    /// A problem with the file as a whole: no key, no position.
+    pub fn file(path: &Path, reason: impl Into<String>) -> Self {
         ConfigError {
             file: path.display().to_string(),
             key: None,
             position: None,
-            reason: e.to_string(),
+            reason: reason.into(),
         }
     }
 

@@ -132,11 +132,32 @@ pub struct Config {
 
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
-    parse(path, &text)
+    parse(path, &read(path)?)
 }
 
 /// Parses and validates configuration text; `path` is only used in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    raw::parse(path, text)
+    raw::parse(path, text, None)
+}
+
+/// As [`load`], but with `servers` (not empty) in place of the file's
+/// `servers`, which is then optional and, if present, only checked to be
+/// an array: its host names are not resolved. `ekilibri --demo` runs its
+/// own backends.
+pub fn load_with_servers(path: &Path, servers: Vec<Server>) -> Result<Config, ConfigError> {
+    parse_with_servers(path, &read(path)?, servers)
+}
+
+/// As [`parse`], with `servers` in place of the text's (see
+/// [`load_with_servers`]).
+pub fn parse_with_servers(
+    path: &Path,
+    text: &str,
+    servers: Vec<Server>,
+) -> Result<Config, ConfigError> {
+    raw::parse(path, text, Some(servers))
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))
 }

@@ -19,9 +19,10 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::de::{DeTable, DeValue};
+use toml::value::Datetime;
 
 use super::error::Position;
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, Server};
 
 /// Every top-level key the file may contain, in documentation order.
 ///
@@ -146,6 +147,10 @@ impl RawServer {
     }
 }
 
+/// What a `servers` entry must be, for error messages.
+const SERVER_EXPECTED: &str =
+    "a string \"host:port\" or a table { address = \"host:port\", weight = N }";
+
 /// The table form of a `servers` entry; unknown keys are rejected.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,9 +167,7 @@ impl<'de> Deserialize<'de> for RawServer {
             type Value = RawServer;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a string \"host:port\" or a table { address = \"host:port\", weight = N }",
-                )
+                f.write_str(SERVER_EXPECTED)
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawServer, E> {
@@ -218,21 +221,27 @@ impl<'de> Deserialize<'de> for ServerList {
     }
 }
 
-/// Parses and validates `text`; `path` is only used in error messages.
-pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+/// Parses and validates `text`, with `servers` in place of its own if
+/// given; `path` is only used in error messages.
+pub(super) fn parse(
+    path: &Path,
+    text: &str,
+    servers: Option<Vec<Server>>,
+) -> Result<Config, ConfigError> {
     let raw = parse_raw(path, text)?;
-    super::validate::validate(path, raw)
+    super::validate::validate(path, raw, servers)
 }
 
 /// Steps 1 and 2 of the module docs: syntax, then key names and types.
 pub(super) fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     let doc = DeTable::parse(text).map_err(|e| syntax_error(path, text, &e))?;
+    let mut dates = Vec::new();
     let spans: Vec<KeySpans> = doc
         .get_ref()
         .iter()
         .map(|(k, v)| {
             let mut ranges = vec![k.span()];
-            collect_spans(v, &mut ranges);
+            collect_spans(v, &mut ranges, &mut dates);
             KeySpans {
                 name: k.get_ref().to_string(),
                 ranges,
@@ -240,7 +249,7 @@ pub(super) fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigErro
         })
         .collect();
     RawConfig::deserialize(toml::de::Deserializer::from(doc))
-        .map_err(|e| data_error(path, text, &spans, &e))
+        .map_err(|e| data_error(path, text, &spans, &dates, &e))
 }
 
 /// Where one top-level key and its value sit in the text.
@@ -252,17 +261,28 @@ struct KeySpans {
     ranges: Vec<std::ops::Range<usize>>,
 }
 
-/// Pushes the span of `v` and of every key and value nested in it.
-fn collect_spans(v: &toml::Spanned<DeValue<'_>>, out: &mut Vec<std::ops::Range<usize>>) {
+/// A date or time value in the file, and where it is.
+type DateSpan = (std::ops::Range<usize>, Datetime);
+
+/// Pushes the span of `v` and of every key and value nested in it to
+/// `out`, and every date or time among them to `dates`.
+fn collect_spans(
+    v: &toml::Spanned<DeValue<'_>>,
+    out: &mut Vec<std::ops::Range<usize>>,
+    dates: &mut Vec<DateSpan>,
+) {
     out.push(v.span());
     match v.get_ref() {
-        DeValue::Array(items) => items.iter().for_each(|item| collect_spans(item, out)),
+        DeValue::Array(items) => items
+            .iter()
+            .for_each(|item| collect_spans(item, out, dates)),
         DeValue::Table(table) => {
             for (k, item) in table {
                 out.push(k.span());
-                collect_spans(item, out);
+                collect_spans(item, out, dates);
             }
         }
+        DeValue::Datetime(dt) => dates.push((v.span(), *dt)),
         _ => {}
     }
 }
@@ -275,7 +295,20 @@ fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
 }
 
 /// A well-formed document with an unknown key or a value of the wrong type.
-fn data_error(path: &Path, text: &str, spans: &[KeySpans], e: &toml::de::Error) -> ConfigError {
+fn data_error(
+    path: &Path,
+    text: &str,
+    spans: &[KeySpans],
+    dates: &[DateSpan],
+    e: &toml::de::Error,
+) -> ConfigError {
+    let message = match e
+        .span()
+        .and_then(|span| dates.iter().find(|(r, _)| *r == span))
+    {
+        Some((_, dt)) => date_message(e.message(), dt),
+        None => e.message().to_owned(),
+    };
     let key = e.span().and_then(|span| {
         spans
             .iter()
@@ -287,21 +320,35 @@ fn data_error(path: &Path, text: &str, spans: &[KeySpans], e: &toml::de::Error) 
             &k.name,
             format!("unknown key; accepted keys are: {}", KNOWN_KEYS.join(", ")),
         ),
-        Some(k) => ConfigError::key(path, &k.name, e.message()),
+        Some(k) => ConfigError::key(path, &k.name, message),
         // Not expected: every data error carries the span of a key or value.
         // Fall back to the position, or to the bare message.
         None => match e.span() {
             Some(span) => {
-                ConfigError::syntax(path, Position::from_offset(text, span.start), e.message())
+                ConfigError::syntax(path, Position::from_offset(text, span.start), message)
             }
-            None => ConfigError {
-                file: path.display().to_string(),
-                key: None,
-                position: None,
-                reason: e.message().to_owned(),
-            },
+            None => ConfigError::file(path, message),
         },
     }
+}
+
+/// The message for a date or time where a value of another type belongs,
+/// naming it as written.
+///
+/// serde sees a TOML date or time as a map (a table with one private key),
+/// so `toml` says "invalid type: map, expected an integer" for
+/// `max_fails = 1979-05-27`; where a table is read (a `servers` entry) it
+/// says "unknown field" and names that private key.
+fn date_message(message: &str, dt: &Datetime) -> String {
+    let kind = match (dt.date, dt.time) {
+        (Some(_), Some(_)) => "date-time",
+        (Some(_), None) => "date",
+        (None, _) => "time",
+    };
+    let expected = message
+        .strip_prefix("invalid type: map, expected ")
+        .unwrap_or(SERVER_EXPECTED);
+    format!("invalid type: {kind} `{dt}`, expected {expected}")
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::KNOWN_KEYS;
-use super::{Config, ConfigError, Position, Server, StrategyKind, load, parse};
+use super::{Config, ConfigError, Position, Server, StrategyKind, load, parse, parse_with_servers};
 
 const SERVERS: &str = "servers = [\"127.0.0.1:8081\", \"127.0.0.1:8082\", \"127.0.0.1:8083\"]\n";
 
@@ -432,6 +432,23 @@ fn missing_servers() {
     key_err("", "servers");
 }
 
+/// `--demo` gives its own backends: the file's `servers` are then optional
+/// and not resolved, and every other key still applies and is checked.
+#[test]
+fn given_servers_replace_the_files_without_resolving_them() {
+    let given = vec![srv("127.0.0.1:9001")];
+    let with = |text: &str| parse_with_servers(Path::new("t.toml"), text, given.clone());
+    let c = with("servers = [\"no-such-host.invalid:80\"]\npool_size = 3\n").unwrap();
+    assert_eq!(c.servers, given);
+    assert_eq!(c.pool_size, 3);
+    assert_eq!(with("").unwrap(), defaults(given.clone()));
+    let e = with("servers = [\"no-such-host.invalid:80\"]\npool_size = 0\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("pool_size"), "{e}");
+    // Not an array is still a type error.
+    let e = with("servers = 5").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("servers"), "{e}");
+}
+
 #[test]
 fn empty_servers() {
     let m = key_err("servers = []", "servers");
@@ -604,6 +621,59 @@ fn wrong_type_for_string_keys() {
     for key in ["strategy", "health_check_path", "listen"] {
         let m = key_err(&format!("{SERVERS}{key} = 5"), key);
         assert!(m.contains("expected a string"), "{m}");
+    }
+}
+
+/// serde sees a TOML date or time as a map (a table with one private key);
+/// the message names what was written instead.
+#[test]
+fn a_date_or_time_where_another_type_belongs_is_named_as_written() {
+    for key in KNOWN_KEYS.iter().filter(|k| **k != "servers") {
+        let m = key_err(&format!("{SERVERS}{key} = 1979-05-27"), key);
+        assert!(
+            m.contains("invalid type: date `1979-05-27`, expected "),
+            "{m}"
+        );
+        assert!(!m.contains("map"), "{m}");
+    }
+    let cases = [
+        (
+            "read_timeout = 07:32:00",
+            "time `07:32:00`, expected an integer",
+        ),
+        (
+            "strategy = 1979-05-27T07:32:00Z",
+            "date-time `1979-05-27T07:32:00Z`, expected a string",
+        ),
+        (
+            "forwarded_headers = 1979-05-27",
+            "date `1979-05-27`, expected a boolean",
+        ),
+    ];
+    for (line, want) in cases {
+        let key = line.split_once(' ').unwrap().0;
+        let m = key_err(&format!("{SERVERS}{line}"), key);
+        assert!(m.ends_with(&format!("invalid type: {want}")), "{m}");
+    }
+    let servers = [
+        ("servers = 1979-05-27", "expected an array"),
+        (
+            "servers = [1979-05-27]",
+            "expected a string \"host:port\" or a table",
+        ),
+        ("servers = [{ address = 1979-05-27 }]", "expected a string"),
+        (
+            "servers = [{ address = \"127.0.0.1:1\", weight = 1979-05-27 }]",
+            "expected an integer",
+        ),
+    ];
+    for (text, want) in servers {
+        let m = key_err(text, "servers");
+        assert!(
+            m.contains(&format!("invalid type: date `1979-05-27`, {want}")),
+            "{m}"
+        );
+        assert!(!m.contains("map") && !m.contains("$__"), "{m}");
     }
 }
 

@@ -66,14 +66,19 @@ const STRATEGIES: &[(&str, StrategyKind)] = &[
     ("LatencyAware", StrategyKind::LatencyAware),
 ];
 
-/// Validates `raw`; `path` is only used in error messages.
 /// Longest `health_check_path`, in bytes.
 const MAX_HEALTH_CHECK_PATH: usize = 2048;
 
 /// The error for `""` where `"off"` is meant.
 const BLANK_OFF: &str = "empty; write \"off\" to turn it off";
 
-pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+/// Validates `raw`, taking `given` servers (already resolved) instead of
+/// the file's when there are some; `path` is only used in error messages.
+pub(super) fn validate(
+    path: &Path,
+    raw: RawConfig,
+    given: Option<Vec<Server>>,
+) -> Result<Config, ConfigError> {
     let err = |key: &str, reason: String| ConfigError::key(path, key, reason);
 
     // Every integer key: min..=max, in `unit` (for the message only).
@@ -90,7 +95,10 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         int(key, value, default, MAX_MS, " (milliseconds)").map(Duration::from_millis)
     };
 
-    let servers = servers(raw.servers).map_err(|r| err("servers", r))?;
+    let servers = match given {
+        Some(given) => given,
+        None => servers(raw.servers).map_err(|r| err("servers", r))?,
+    };
     let strategy = strategy(raw.strategy.as_deref()).map_err(|r| err("strategy", r))?;
     let max_fails = count("max_fails", raw.max_fails, DEFAULT_MAX_FAILS)?;
     let fail_window = int(

@@ -17,7 +17,7 @@ use super::conn::{
 use super::health::{FailureKind, Health, Transition};
 use super::io::{IoOutcome, Readiness, discard, read_into, write_from};
 use super::probe::{self, Probe, ProbePhase};
-use super::reload::ReloadHub;
+use super::reload::{ReloadHub, Role};
 use super::retry_budget::RetryBudget;
 use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
@@ -320,8 +320,6 @@ pub struct Reactor {
     config_path: Option<std::path::PathBuf>,
     /// Reads that file off the loop, for every worker.
     loader: Option<super::reload::Loader>,
-    /// `--listen` given on the command line wins over the file on reload.
-    listen_override: Option<SocketAddr>,
     /// Seeds strategies built on reload.
     seed: u64,
     /// Graceful shutdown under way: no more accepts, no more keep-alive,
@@ -418,7 +416,6 @@ impl Reactor {
             date: DateCache::default(),
             config_path: None,
             loader: None,
-            listen_override: None,
             seed,
             draining: None,
             stopped: false,
@@ -525,20 +522,39 @@ impl Reactor {
         self.cfg.admin_listen = admin;
     }
 
-    /// The configuration file that SIGHUP re-reads, and a listen address
-    /// from the command line that reloads keep instead of the file's.
-    /// Every worker of a process subscribes to the same `hub`, so that one
-    /// read of the file reaches them all; the first to subscribe reads.
+    /// The configuration file that SIGHUP re-reads. Every worker of a
+    /// process subscribes to the same `hub`, so that one read of the file
+    /// reaches them all (with `--listen` in place of the file's `listen`,
+    /// if the hub was made with it).
     pub fn set_config_path(
         &mut self,
         path: std::path::PathBuf,
-        listen_override: Option<SocketAddr>,
         hub: &ReloadHub,
     ) -> std::io::Result<()> {
         self.loader = Some(hub.subscribe(self.poll.registry(), RELOADED)?);
         self.config_path = Some(path);
-        self.listen_override = listen_override;
+        self.tell_listening(None);
         Ok(())
+    }
+
+    /// Tells the reload hub the addresses this worker's listeners hold,
+    /// and those of `next`, which it is about to bind: the hub checks that
+    /// an address is free only when no worker holds it (see
+    /// [`ReloadHub::new`]).
+    fn tell_listening(&mut self, next: Option<&Config>) {
+        let mut held = vec![
+            (Role::Listen, self.cfg.listen),
+            (Role::Listen, self.local_addr),
+        ];
+        held.extend(self.cfg.admin_listen.map(|a| (Role::Admin, a)));
+        held.extend(self.admin_addr().map(|a| (Role::Admin, a)));
+        if let Some(next) = next {
+            held.push((Role::Listen, next.listen));
+            held.extend(next.admin_listen.map(|a| (Role::Admin, a)));
+        }
+        if let Some(loader) = &mut self.loader {
+            loader.listening(held);
+        }
     }
 
     /// SIGHUP: re-reads and validates the configuration file, on a helper
@@ -577,6 +593,7 @@ impl Reactor {
                 }
                 Err(e) => self.reload_failed(&e),
             }
+            self.tell_listening(None);
         }
     }
 
@@ -588,9 +605,6 @@ impl Reactor {
     /// Applies a validated configuration; returns what changed.
     fn apply(&mut self, mut new: Config) -> Result<String, String> {
         let mut changes = Vec::new();
-        if let Some(addr) = self.listen_override {
-            new.listen = addr;
-        }
         if new.workers != self.cfg.workers {
             changes.push(format!(
                 "workers stays {} until a restart",
@@ -623,6 +637,7 @@ impl Reactor {
             changes.push(format!("listen stays {} (shutting down)", self.local_addr));
             new.listen = self.cfg.listen;
         }
+        self.tell_listening(Some(&new));
         let listener = if new.listen != self.cfg.listen {
             Some(prepare_listener(new.listen, new.workers > 1)?)
         } else {

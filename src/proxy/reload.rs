@@ -14,8 +14,14 @@
 //! worker that has exited does not take reloads with it. Reading the file
 //! once per worker could give two workers two configurations: the file may
 //! be rewritten between two reads, and a host name may resolve differently.
+//!
+//! The hub also settles what the workers then apply: `--listen` in place of
+//! the file's `listen`, and, with several workers, a check that a new
+//! listen address is free ([`ReloadHub::new`]), which no worker can make by
+//! itself.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,12 +36,47 @@ pub type Loaded = Result<Config, ConfigError>;
 /// What reads a file (`crate::config::load`, or a stand-in in tests).
 type ReadFn = fn(&Path) -> Loaded;
 
+/// Which of a worker's two listeners an address is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The client listener, `listen`.
+    Listen,
+    /// The admin listener, `admin_listen`.
+    Admin,
+}
+
+impl Role {
+    /// The configuration key.
+    fn key(self) -> &'static str {
+        match self {
+            Role::Listen => "listen",
+            Role::Admin => "admin_listen",
+        }
+    }
+}
+
+/// One worker, as the hub sees it.
+#[derive(Debug)]
+struct Subscriber {
+    /// Where each result goes, and what wakes the worker's loop.
+    tx: Sender<Loaded>,
+    waker: Arc<Waker>,
+    /// The addresses its listeners are bound to or configured with, and
+    /// those it is about to bind.
+    listening: Vec<(Role, SocketAddr)>,
+}
+
 /// Shared by every worker's [`Loader`].
 #[derive(Debug)]
 struct Hub {
     read: ReadFn,
-    /// Where each result goes: one channel and waker per worker.
-    subscribers: Vec<(Sender<Loaded>, Arc<Waker>)>,
+    /// Workers in the process: with more than one, each binds its
+    /// listeners with `SO_REUSEPORT`.
+    workers: usize,
+    /// `--listen`, which reloads keep in place of the file's `listen`.
+    listen_override: Option<SocketAddr>,
+    /// One per worker.
+    subscribers: Vec<Subscriber>,
     /// A read is under way.
     reading: bool,
     /// The latest request count a read (under way or done) answers.
@@ -51,16 +92,26 @@ struct Hub {
 #[derive(Debug, Clone)]
 pub struct ReloadHub(Arc<Mutex<Hub>>);
 
-impl Default for ReloadHub {
-    fn default() -> Self {
-        ReloadHub::with_reader(crate::config::load)
-    }
-}
-
 impl ReloadHub {
-    fn with_reader(read: ReadFn) -> ReloadHub {
+    /// The hub of a process with `workers` workers, started with
+    /// `--listen listen_override` if that is `Some`.
+    ///
+    /// With several workers, each binds a new listen or admin address by
+    /// itself with `SO_REUSEPORT`, and that bind also succeeds beside
+    /// another process's `SO_REUSEPORT` socket, taking part of its
+    /// connections. So a read that names an address none of the workers
+    /// holds for that listener checks once, before any worker gets the
+    /// result, that nothing listens there (as start-up does), and the
+    /// reload is refused if something does.
+    pub fn new(workers: usize, listen_override: Option<SocketAddr>) -> ReloadHub {
+        ReloadHub::with_reader(crate::config::load, workers, listen_override)
+    }
+
+    fn with_reader(read: ReadFn, workers: usize, listen_override: Option<SocketAddr>) -> ReloadHub {
         ReloadHub(Arc::new(Mutex::new(Hub {
             read,
+            workers,
+            listen_override,
             subscribers: Vec::new(),
             reading: false,
             covered: 0,
@@ -77,10 +128,16 @@ impl ReloadHub {
     pub(crate) fn subscribe(&self, registry: &Registry, token: Token) -> io::Result<Loader> {
         let waker = Arc::new(Waker::new(registry, token)?);
         let (tx, rx) = mpsc::channel();
-        self.lock().subscribers.push((tx, waker));
+        let mut hub = self.lock();
+        hub.subscribers.push(Subscriber {
+            tx,
+            waker,
+            listening: Vec::new(),
+        });
         Ok(Loader {
             hub: self.clone(),
             rx,
+            index: hub.subscribers.len() - 1,
         })
     }
 
@@ -121,8 +178,9 @@ impl ReloadHub {
     }
 }
 
-/// The reading thread's state; if the thread ends without a result (a
-/// panic), dropping it still tells every worker and lets later reloads run.
+/// The reading thread's state. A read that panics is a failed read
+/// ([`read_caught`]); if the thread still ends without a result, dropping
+/// this tells every worker and lets later reloads run.
 struct Reader {
     hub: ReloadHub,
     path: PathBuf,
@@ -132,8 +190,9 @@ struct Reader {
 impl Reader {
     fn run(mut self, read: ReadFn) {
         loop {
-            let loaded = read(&self.path);
+            let loaded = read_caught(read, &self.path);
             let mut hub = self.hub.lock();
+            let loaded = loaded.and_then(|cfg| hub.settle(cfg, &self.path));
             broadcast(&hub, &loaded);
             match hub.again.take() {
                 Some((next, seq)) => {
@@ -158,21 +217,77 @@ impl Drop for Reader {
         let mut hub = self.hub.lock();
         hub.reading = false;
         hub.again = None;
-        let lost = Err(ConfigError {
-            file: self.path.display().to_string(),
-            key: None,
-            position: None,
-            reason: "the reload thread ended without a result".into(),
-        });
+        let lost = Err(ConfigError::file(
+            &self.path,
+            "the reload thread ended without a result",
+        ));
         broadcast(&hub, &lost);
     }
 }
 
+/// `read(path)`, with a panic turned into an error: that reload is
+/// refused (every worker logs why), and one asked for meanwhile still reads
+/// after it. (The panic itself is on stderr, from the panic hook.)
+fn read_caught(read: ReadFn, path: &Path) -> Loaded {
+    std::panic::catch_unwind(|| read(path)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        Err(ConfigError::file(
+            path,
+            format!("reading the file panicked: {what}"),
+        ))
+    })
+}
+
+impl Hub {
+    /// What the workers are to apply, read from `path`: `cfg` with
+    /// `--listen` in place of its `listen`; refused if, with several
+    /// workers, a listen or admin address that no worker holds for that
+    /// listener is in use (see [`ReloadHub::new`]). Runs under the lock,
+    /// as [`Loader::listening`] does, so a worker's bind cannot come
+    /// between the check and its report.
+    fn settle(&self, mut cfg: Config, path: &Path) -> Loaded {
+        if let Some(addr) = self.listen_override {
+            cfg.listen = addr;
+        }
+        if self.workers < 2 {
+            return Ok(cfg);
+        }
+        let wanted = std::iter::once((Role::Listen, cfg.listen))
+            .chain(cfg.admin_listen.map(|a| (Role::Admin, a)));
+        for (role, addr) in wanted {
+            let held = self
+                .subscribers
+                .iter()
+                .any(|s| s.listening.contains(&(role, addr)));
+            if held {
+                continue;
+            }
+            if let Err(e) = super::listen::ensure_free(addr) {
+                return Err(ConfigError::key(
+                    path,
+                    role.key(),
+                    format!(
+                        "cannot listen on {addr}: {e}; another socket listens there, and with \
+                         workers = {} the workers would bind beside it (SO_REUSEPORT) and take \
+                         part of its connections",
+                        self.workers
+                    ),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
 fn broadcast(hub: &Hub, loaded: &Loaded) {
-    for (tx, waker) in &hub.subscribers {
+    for s in &hub.subscribers {
         // A worker that has stopped no longer listens; the others still do.
-        if tx.send(loaded.clone()).is_ok() {
-            let _ = waker.wake();
+        if s.tx.send(loaded.clone()).is_ok() {
+            let _ = s.waker.wake();
         }
     }
 }
@@ -182,6 +297,8 @@ fn broadcast(hub: &Hub, loaded: &Loaded) {
 pub struct Loader {
     hub: ReloadHub,
     rx: Receiver<Loaded>,
+    /// This worker's place in the hub's subscribers.
+    index: usize,
 }
 
 impl Loader {
@@ -189,6 +306,14 @@ impl Loader {
     /// worker's request for it did already (every worker gets the result).
     pub fn request(&mut self, path: PathBuf, seq: u64) -> io::Result<()> {
         self.hub.request(path, seq)
+    }
+
+    /// Tells the hub which addresses this worker's listeners hold, and
+    /// which it is about to bind: call before binding (so that a read
+    /// checked meanwhile does not take its own socket for another
+    /// process's), and again once the reload is applied or refused.
+    pub(crate) fn listening(&mut self, addrs: Vec<(Role, SocketAddr)>) {
+        self.hub.lock().subscribers[self.index].listening = addrs;
     }
 
     /// The next finished read, if there is one (call when the waker's
@@ -203,7 +328,7 @@ impl Loader {
 mod tests {
     use super::*;
     use mio::{Events, Poll};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     fn wait(poll: &mut Poll, loader: &mut Loader) -> Loaded {
@@ -218,6 +343,13 @@ mod tests {
         panic!("no reload result");
     }
 
+    /// One worker's poll and loader on `hub`.
+    fn one_worker(hub: &ReloadHub) -> (Poll, Loader) {
+        let poll = Poll::new().unwrap();
+        let loader = hub.subscribe(poll.registry(), Token(7)).unwrap();
+        (poll, loader)
+    }
+
     fn busy(loader: &Loader) -> bool {
         loader.hub.lock().reading
     }
@@ -228,10 +360,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.toml");
         std::fs::write(&path, "servers = [\"127.0.0.1:9001\"]\n").unwrap();
-        let mut poll = Poll::new().unwrap();
-        let mut loader = ReloadHub::default()
-            .subscribe(poll.registry(), Token(7))
-            .unwrap();
+        let (mut poll, mut loader) = one_worker(&ReloadHub::new(1, None));
         assert!(loader.take().is_none());
         loader.request(path.clone(), 1).unwrap();
         // Asked again while the first read may still run: one more read.
@@ -269,7 +398,7 @@ mod tests {
 
     #[test]
     fn every_worker_applies_the_one_read_a_sighup_started() {
-        let hub = ReloadHub::with_reader(counting_read);
+        let hub = ReloadHub::with_reader(counting_read, 1, None);
         let (mut p1, mut p2) = (Poll::new().unwrap(), Poll::new().unwrap());
         let mut leader = hub.subscribe(p1.registry(), Token(7)).unwrap();
         let mut other = hub.subscribe(p2.registry(), Token(7)).unwrap();
@@ -300,14 +429,109 @@ mod tests {
 
     #[test]
     fn a_reader_that_panics_reports_an_error_and_later_reloads_still_run() {
-        let hub = ReloadHub::with_reader(panicking_read);
-        let mut poll = Poll::new().unwrap();
-        let mut loader = hub.subscribe(poll.registry(), Token(7)).unwrap();
+        let (mut poll, mut loader) = one_worker(&ReloadHub::with_reader(panicking_read, 1, None));
         let path = PathBuf::from("gone.toml");
         for seq in 1..=2 {
             loader.request(path.clone(), seq).unwrap();
             let e = wait(&mut poll, &mut loader).unwrap_err();
-            assert!(e.reason.contains("without a result"), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "gone.toml: reading the file panicked: reader failed"
+            );
         }
+    }
+
+    /// Writes `text` to `path` and reloads it as `SIGHUP` number `seq`.
+    fn reload_text(
+        poll: &mut Poll,
+        loader: &mut Loader,
+        path: &Path,
+        seq: u64,
+        text: &str,
+    ) -> Loaded {
+        std::fs::write(path, text).unwrap();
+        loader.request(path.to_path_buf(), seq).unwrap();
+        wait(poll, loader)
+    }
+
+    #[test]
+    fn with_workers_an_address_another_socket_listens_on_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ekilibri-settle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.toml");
+        let bind = || crate::proxy::listen::bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        // Another process's SO_REUSEPORT socket, and a worker's own two.
+        let sockets = [bind(), bind(), bind()];
+        let [foreign, own, own_admin] = sockets.each_ref().map(|l| l.local_addr().unwrap());
+        let text = |listen: SocketAddr, admin: SocketAddr| {
+            format!(
+                "servers = [\"127.0.0.1:9001\"]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\n"
+            )
+        };
+        let held = vec![(Role::Listen, own), (Role::Admin, own_admin)];
+
+        let (mut poll, mut loader) = one_worker(&ReloadHub::new(2, None));
+        loader.listening(held.clone());
+        let mut reload = |seq, listen, admin| {
+            reload_text(&mut poll, &mut loader, &path, seq, &text(listen, admin))
+        };
+        let e = reload(1, foreign, own_admin).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("listen"), "{e}");
+        assert!(
+            e.reason
+                .starts_with(&format!("cannot listen on {foreign}: ")),
+            "{e}"
+        );
+        // The workers' own sockets do not count, for the same listener.
+        assert_eq!(reload(2, own, own_admin).unwrap().listen, own);
+        let e = reload(3, own, foreign).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin_listen"), "{e}");
+        let e = reload(4, own_admin, own).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("listen"),
+            "an address the workers hold for admin_listen is not theirs for listen: {e}"
+        );
+
+        // One worker binds without SO_REUSEPORT: its bind fails by itself.
+        let (mut poll, mut loader) = one_worker(&ReloadHub::new(1, None));
+        reload_text(&mut poll, &mut loader, &path, 1, &text(foreign, own_admin)).unwrap();
+
+        // `--listen` replaces the file's listen before the check.
+        let (mut poll, mut loader) = one_worker(&ReloadHub::new(2, Some(own)));
+        loader.listening(held);
+        let cfg = reload_text(&mut poll, &mut loader, &path, 1, &text(foreign, own_admin)).unwrap();
+        assert_eq!(cfg.listen, own);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    static RELEASED: AtomicBool = AtomicBool::new(false);
+    static PANICKY_READS: AtomicUsize = AtomicUsize::new(0);
+
+    /// The first read waits for `RELEASED`, then panics; later reads succeed.
+    fn first_read_panics_when_released(path: &Path) -> Loaded {
+        if PANICKY_READS.fetch_add(1, Ordering::SeqCst) == 0 {
+            while !RELEASED.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            panic!("first read failed");
+        }
+        crate::config::parse(path, "servers = [\"127.0.0.1:9200\"]\n")
+    }
+
+    #[test]
+    fn a_reload_queued_behind_a_read_that_panics_still_reads() {
+        let hub = ReloadHub::with_reader(first_read_panics_when_released, 1, None);
+        let (mut poll, mut loader) = one_worker(&hub);
+        let path = PathBuf::from("queued.toml");
+        loader.request(path.clone(), 1).unwrap();
+        // The first read is under way (it waits for RELEASED): a second
+        // SIGHUP queues one more read behind it.
+        loader.request(path.clone(), 2).unwrap();
+        RELEASED.store(true, Ordering::SeqCst);
+        assert!(wait(&mut poll, &mut loader).is_err());
+        let next = wait(&mut poll, &mut loader).expect("the queued reload read the file");
+        assert_eq!(next.servers[0].addr.port(), 9200);
+        assert_eq!(PANICKY_READS.load(Ordering::SeqCst), 2);
     }
 }
