@@ -149,15 +149,13 @@ impl BodyRelay {
                     if *remaining == 0 {
                         self.input_done = true;
                     }
-                    write_data(self.out, &src.data()[..n], dst);
-                    src.consume(n);
+                    move_data(self.out, src, n, dst);
                     self.moved += n as u64;
                     progress = true;
                 }
                 Source::UntilClose => {
                     let n = src.len().min(room);
-                    write_data(self.out, &src.data()[..n], dst);
-                    src.consume(n);
+                    move_data(self.out, src, n, dst);
                     self.moved += n as u64;
                     progress = true;
                 }
@@ -262,6 +260,22 @@ fn trailer_forwardable(name: &[u8]) -> bool {
             .any(|p| name.eq_ignore_ascii_case(p) || super::aliases_with_underscores(name, p))
 }
 
+/// Moves the first `n` bytes of `src` to `dst`. When they are all of
+/// `src`, go out as they are, and `dst` is empty and as large, the two
+/// buffers trade storage instead: a large body streams without a copy.
+fn move_data(out: OutCoding, src: &mut Buf, n: usize, dst: &mut Buf) {
+    if n == src.len()
+        && out == OutCoding::Identity
+        && dst.is_empty()
+        && dst.capacity() == src.capacity()
+    {
+        std::mem::swap(src, dst);
+    } else {
+        write_data(out, &src.data()[..n], dst);
+        src.consume(n);
+    }
+}
+
 fn write_data(out: OutCoding, data: &[u8], dst: &mut Buf) {
     if data.is_empty() {
         return;
@@ -321,6 +335,33 @@ mod tests {
         assert_eq!(got, b"hello");
         assert!(relay.is_done());
         assert_eq!(left, 5);
+    }
+
+    #[test]
+    fn a_whole_buffer_of_body_trades_storage_instead_of_copying() {
+        let mut relay = BodyRelay::new(Framing::Length(8), OutCoding::Identity);
+        let (mut src, mut dst) = (Buf::with_capacity(8), Buf::with_capacity(8));
+        src.put(b"abcd");
+        let before = src.data().as_ptr();
+        relay.pump(&mut src, &mut dst).unwrap();
+        assert_eq!((dst.data(), src.len()), (&b"abcd"[..], 0));
+        assert_eq!(dst.data().as_ptr(), before, "the bytes were copied");
+        // Bytes after the body stay behind: copied, not traded.
+        src.put(b"efghGET ");
+        dst.clear();
+        relay.pump(&mut src, &mut dst).unwrap();
+        assert_eq!((dst.data(), src.data()), (&b"efgh"[..], &b"GET "[..]));
+        assert!(relay.is_done());
+        // A destination of another size, or not empty, is copied into.
+        let mut relay = BodyRelay::new(Framing::UntilClose, OutCoding::Identity);
+        let mut wide = Buf::with_capacity(16);
+        src.clear();
+        src.put(b"xy");
+        relay.pump(&mut src, &mut wide).unwrap();
+        assert_eq!((wide.data(), wide.capacity(), src.capacity()), (&b"xy"[..], 16, 8));
+        src.put(b"z");
+        relay.pump(&mut src, &mut wide).unwrap();
+        assert_eq!(wide.data(), b"xyz");
     }
 
     #[test]
