@@ -18,6 +18,11 @@ pub const LARGE_BUF_SIZE: usize = 48 * 1024;
 /// of up to 64 KiB, for a few more kilobytes held while bytes are in flight.
 pub const WIDE_BUF_SIZE: usize = 64 * 1024;
 
+/// Most buffers a pool lends wide at once (64 MiB): beyond that, bodies
+/// stream through narrow buffers, so that many slow or stalled transfers
+/// cannot make widening multiply the memory they hold.
+pub const MAX_WIDE_LENT: usize = 1024;
+
 /// A fixed-capacity FIFO byte buffer.
 #[derive(Debug)]
 pub struct Buf {
@@ -242,6 +247,10 @@ impl<T> FreeList<T> {
 pub struct BufPool {
     free: FreeList<Box<[u8]>>,
     wide: FreeList<Box<[u8]>>,
+    /// Wide buffers lent and not reclaimed (at least as many as are held:
+    /// one dropped with its connection still counts until
+    /// [`BufPool::recount_wide`]).
+    wide_lent: usize,
 }
 
 impl BufPool {
@@ -251,6 +260,7 @@ impl BufPool {
         BufPool {
             free: FreeList::new(max_free),
             wide: FreeList::new(max_free),
+            wide_lent: 0,
         }
     }
 
@@ -273,14 +283,27 @@ impl BufPool {
         }
     }
 
-    /// Gives `buf` [`WIDE_BUF_SIZE`] storage, keeping the bytes it holds;
-    /// its narrower storage goes back to the pool. For a body streaming
-    /// through: the reactor widens the buffers of an exchange whose reads
-    /// fill them while more of the body is due.
-    pub fn widen(&mut self, buf: &mut Buf) {
+    /// Gives both `a` and `b` [`WIDE_BUF_SIZE`] storage, keeping the bytes
+    /// they hold; their narrower storage goes back to the pool. Nothing
+    /// changes if that would lend more than [`MAX_WIDE_LENT`] wide buffers.
+    /// For a body streaming through: the reactor widens the source and the
+    /// destination of an exchange whose reads fill them while more of the
+    /// body is due and the destination keeps up.
+    pub fn widen_pair(&mut self, a: &mut Buf, b: &mut Buf) {
+        let needed =
+            usize::from(a.capacity() < WIDE_BUF_SIZE) + usize::from(b.capacity() < WIDE_BUF_SIZE);
+        if self.wide_lent + needed > MAX_WIDE_LENT {
+            return;
+        }
+        self.widen(a);
+        self.widen(b);
+    }
+
+    fn widen(&mut self, buf: &mut Buf) {
         if buf.data.len() >= WIDE_BUF_SIZE {
             return;
         }
+        self.wide_lent += 1;
         let mut data = self
             .wide
             .pop()
@@ -307,9 +330,24 @@ impl BufPool {
         buf.tail = 0;
         match data.len() {
             BUF_SIZE => self.free.push(data),
-            WIDE_BUF_SIZE => self.wide.push(data),
+            WIDE_BUF_SIZE => {
+                self.wide.push(data);
+                self.wide_lent = self.wide_lent.saturating_sub(1);
+            }
             _ => {}
         }
+    }
+
+    /// Wide buffers lent and not reclaimed.
+    pub fn wide_lent(&self) -> usize {
+        self.wide_lent
+    }
+
+    /// Sets the count of wide buffers lent to `held`, what the connections
+    /// hold: a wide buffer dropped without [`BufPool::reclaim`] (a closed
+    /// connection's, say) then no longer counts against the limit.
+    pub fn recount_wide(&mut self, held: usize) {
+        self.wide_lent = held;
     }
 
     /// Idle buffers held, of both sizes.
@@ -439,33 +477,66 @@ mod tests {
     fn widening_keeps_the_bytes_and_the_next_exchange_starts_narrow() {
         let mut pool = BufPool::new(4);
         let mut a = pool.take();
+        let mut spare = Buf::empty();
         a.put(b"abcdef");
         a.consume(2);
-        pool.widen(&mut a);
+        pool.widen_pair(&mut a, &mut spare);
         assert_eq!((a.capacity(), a.data()), (WIDE_BUF_SIZE, &b"cdef"[..]));
         assert_eq!(a.space(), WIDE_BUF_SIZE - 4);
+        assert_eq!((spare.capacity(), pool.wide_lent()), (WIDE_BUF_SIZE, 2));
+        pool.reclaim(&mut spare);
         // The narrow storage went back to the pool; widening twice is a
         // no-op.
-        assert_eq!(pool.idle(), 1);
-        pool.widen(&mut a);
-        assert_eq!((a.capacity(), pool.idle()), (WIDE_BUF_SIZE, 1));
+        assert_eq!((pool.idle(), pool.wide_lent()), (2, 1));
+        pool.widen_pair(&mut a, &mut spare);
+        assert_eq!(
+            (a.capacity(), pool.idle(), pool.wide_lent()),
+            (WIDE_BUF_SIZE, 1, 2)
+        );
+        pool.reclaim(&mut spare);
         a.consume(4);
         pool.reclaim(&mut a);
-        assert_eq!(pool.idle(), 2);
-        // fill hands out narrow storage; widen reuses the wide one.
+        assert_eq!((pool.idle(), pool.wide_lent()), (3, 0));
+        // fill hands out narrow storage; widening reuses the wide one.
         let mut b = Buf::empty();
         pool.fill(&mut b);
         assert_eq!(b.capacity(), BUF_SIZE);
-        pool.widen(&mut b);
+        pool.widen_pair(&mut b, &mut spare);
         assert_eq!((b.capacity(), pool.idle()), (WIDE_BUF_SIZE, 1));
+        pool.reclaim(&mut spare);
         b.put(b"x");
         b.consume(1);
         pool.reclaim(&mut b);
         // Both lists were used since the last trim: nothing is freed. Then
         // nothing took them: both go, the wide one as four narrow ones.
         assert_eq!(pool.trim(0), 0);
-        assert_eq!(pool.trim(0), 1 + 4);
+        assert_eq!(pool.trim(0), 1 + 2 * 4);
         assert_eq!(pool.idle(), 0);
+    }
+
+    #[test]
+    fn no_more_than_max_wide_lent_buffers_are_wide_at_once() {
+        let mut pool = BufPool::new(4);
+        let mut held = Vec::new();
+        for _ in 0..MAX_WIDE_LENT / 2 {
+            let (mut a, mut b) = (Buf::empty(), Buf::empty());
+            pool.widen_pair(&mut a, &mut b);
+            held.extend([a, b]);
+        }
+        assert_eq!(pool.wide_lent(), MAX_WIDE_LENT);
+        assert!(held.iter().all(|b| b.capacity() == WIDE_BUF_SIZE));
+        // The limit is reached: neither buffer of another pair widens.
+        let (mut x, mut y) = (pool.take(), pool.take());
+        pool.widen_pair(&mut x, &mut y);
+        assert_eq!((x.capacity(), y.capacity()), (BUF_SIZE, BUF_SIZE));
+        // Dropped without being reclaimed: counted until the recount.
+        held.truncate(10);
+        pool.widen_pair(&mut x, &mut y);
+        assert_eq!(x.capacity(), BUF_SIZE);
+        pool.recount_wide(held.len());
+        pool.widen_pair(&mut x, &mut y);
+        assert_eq!((x.capacity(), y.capacity()), (WIDE_BUF_SIZE, WIDE_BUF_SIZE));
+        assert_eq!(pool.wide_lent(), 12);
     }
 
     #[test]

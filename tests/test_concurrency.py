@@ -168,3 +168,48 @@ def test_memory_of_a_burst_is_given_back_once_it_is_over(backend_factory, ekilib
     finally:
         for s in socks:
             s.close()
+
+
+def test_buffers_of_large_transfers_are_given_back_without_other_timers(backend_factory, ekilibri_factory):
+    """100 clients start 8 MiB downloads and stop reading, so each exchange
+    holds its buffers (widened to 64 KiB for the large body). They close,
+    and nothing else happens: no traffic, and health probes a minute apart.
+    The loop must still wake to trim the pool, and the memory goes back."""
+    import socket
+    import time
+
+    def rss_kib(pid: int) -> int:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], health_check_interval=60_000, keepalive_timeout=60_000)
+    host, port = lb.addr.rsplit(":", 1)
+    before = rss_kib(lb.pid)
+    socks = []
+    try:
+        for _ in range(100):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(20)
+            s.connect((host, int(port)))
+            s.sendall(b"GET /bytes/8388608 HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        for s in socks:
+            assert s.recv(64).startswith(b"HTTP/1.1 200 "), "no response"
+        # Wait until the proxy holds the stalled transfers' buffers.
+        deadline = time.monotonic() + 10
+        while rss_kib(lb.pid) - before < 8 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        peak = rss_kib(lb.pid)
+        assert peak - before >= 8 * 1024, f"the stalled transfers hold no buffers? {before} -> {peak} KiB"
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 6
+    while rss_kib(lb.pid) - before > 4 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = rss_kib(lb.pid)
+    assert after - before <= 4 * 1024, f"RSS {before} KiB before, {peak} with the stalled transfers, {after} after"

@@ -358,7 +358,10 @@ mod tests {
         src.clear();
         src.put(b"xy");
         relay.pump(&mut src, &mut wide).unwrap();
-        assert_eq!((wide.data(), wide.capacity(), src.capacity()), (&b"xy"[..], 16, 8));
+        assert_eq!(
+            (wide.data(), wide.capacity(), src.capacity()),
+            (&b"xy"[..], 16, 8)
+        );
         src.put(b"z");
         relay.pump(&mut src, &mut wide).unwrap();
         assert_eq!(wide.data(), b"xyz");

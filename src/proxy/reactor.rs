@@ -21,7 +21,7 @@ use super::reload::{ReloadHub, Role};
 use super::retry_budget::RetryBudget;
 use super::signals::{Signal, SignalPipe};
 use crate::balance::{self, BackendId, BackendLoad, Strategy};
-use crate::buf::{BUF_SIZE, Buf, BufPool, FreeList, LARGE_BUF_SIZE, fmt_u64};
+use crate::buf::{BUF_SIZE, Buf, BufPool, FreeList, LARGE_BUF_SIZE, WIDE_BUF_SIZE, fmt_u64};
 use crate::config::Config;
 use crate::http::body::{BodyError, BodyRelay};
 use crate::http::canned;
@@ -896,9 +896,11 @@ impl Reactor {
     /// One turn of the loop: poll, dispatch, drive, fire timers, close.
     fn turn(&mut self, events: &mut Events, expired: &mut Vec<u64>) -> Result<(), ReactorError> {
         let timeout = if self.dirty.is_empty() {
-            self.wheel
-                .next_deadline()
-                .map(|d| self.now.until(d).max(Duration::from_millis(1)))
+            let mut next = self.wheel.next_deadline();
+            if self.trim_pending() {
+                next = Some(next.map_or(self.next_trim, |d| d.min(self.next_trim)));
+            }
+            next.map(|d| self.now.until(d).max(Duration::from_millis(1)))
         } else {
             Some(Duration::ZERO)
         };
@@ -986,6 +988,12 @@ impl Reactor {
         Ok(())
     }
 
+    /// Whether the pools hold more than a trim keeps: then the loop wakes
+    /// for the trim even when nothing else is due.
+    fn trim_pending(&self) -> bool {
+        self.bufs.idle() > KEEP_IDLE_BUFFERS || self.spare_exchanges.len() > KEEP_IDLE_BUFFERS
+    }
+
     /// Lets the buffer pool keep as many idle buffers as the open
     /// connections could hold at once (two each), so that waves of
     /// concurrent requests reuse buffers instead of freeing and allocating
@@ -999,6 +1007,16 @@ impl Reactor {
         self.spare_exchanges
             .set_max(MAX_IDLE_EXCHANGES.max(self.conns.len()));
         if self.now >= self.next_trim {
+            let held = self
+                .conns
+                .iter()
+                .map(|(_, e)| match e {
+                    Entry::Client(c) => wide_count(&c.inbuf, &c.outbuf),
+                    Entry::Backend(b) => wide_count(&b.inbuf, &b.outbuf),
+                    Entry::Probe(_) | Entry::Admin(_) => 0,
+                })
+                .sum();
+            self.bufs.recount_wide(held);
             let freed = self.bufs.trim(KEEP_IDLE_BUFFERS);
             self.spare_exchanges.trim(KEEP_IDLE_BUFFERS);
             self.next_trim = self.now.after(POOL_TRIM_INTERVAL);
@@ -1413,7 +1431,12 @@ impl Reactor {
         if c.phase == ClientPhase::Open && c.rd.readable {
             self.bufs.fill(&mut c.inbuf);
         }
-        // A read that fills a buffer: more may be waiting (see `widen`).
+        // A read that fills a buffer: more may be waiting. While a large
+        // body streams and its destination keeps up (its socket took all
+        // it was given), the source and destination buffers widen to
+        // 64 KiB: a quarter of the reads and writes, and larger segments
+        // (`BufPool::widen_pair`, which also caps how many are wide). They
+        // go back to the pool when the connection is idle.
         let mut client_filled = false;
         if c.phase == ClientPhase::Open && c.rd.readable && c.inbuf.space() > 0 {
             let (outcome, n) = read_into(&mut c.sock, &mut c.inbuf, &mut c.rd);
@@ -1491,8 +1514,9 @@ impl Reactor {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
                 }
-                if client_filled && ex.req_body.expects_more_than(BUF_SIZE as u64) {
-                    widen(&mut self.bufs, &mut c.inbuf, &mut b.outbuf);
+                if client_filled && b.rd.writable && ex.req_body.expects_more_than(BUF_SIZE as u64)
+                {
+                    self.bufs.widen_pair(&mut c.inbuf, &mut b.outbuf);
                 }
                 if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
                     // The client went away in the middle of its body. Once
@@ -1584,15 +1608,15 @@ impl Reactor {
             let streaming = match &ex.resp {
                 ResponsePhase::Body(_, relay) => relay.expects_more_than(BUF_SIZE as u64),
                 ResponsePhase::Tunnel { .. } => {
-                    if client_filled {
-                        widen(&mut self.bufs, &mut c.inbuf, &mut b.outbuf);
+                    if client_filled && b.rd.writable {
+                        self.bufs.widen_pair(&mut c.inbuf, &mut b.outbuf);
                     }
                     true
                 }
                 ResponsePhase::Head(_) | ResponsePhase::Done(_) => false,
             };
-            if backend_filled && streaming {
-                widen(&mut self.bufs, &mut b.inbuf, &mut c.outbuf);
+            if backend_filled && streaming && c.rd.writable {
+                self.bufs.widen_pair(&mut b.inbuf, &mut c.outbuf);
             }
             if !ex.observed && !matches!(ex.resp, ResponsePhase::Head(_)) {
                 ex.observed = true;
@@ -2858,15 +2882,9 @@ fn relay_response(
     }
 }
 
-/// Widens the buffers a body streams through, source and destination,
-/// once a read filled the source and more than a narrow buffer's worth is
-/// still due: a large body then moves in 64 KiB reads and writes instead of
-/// 16 KiB ones (a quarter of the syscalls, and larger segments). The
-/// buffers go back to the pool when the connection is idle, so the next
-/// exchange starts narrow.
-fn widen(bufs: &mut BufPool, src: &mut Buf, dst: &mut Buf) {
-    bufs.widen(src);
-    bufs.widen(dst);
+/// How many of a connection's two buffers are wide.
+fn wide_count(inbuf: &Buf, outbuf: &Buf) -> usize {
+    usize::from(inbuf.capacity() == WIDE_BUF_SIZE) + usize::from(outbuf.capacity() == WIDE_BUF_SIZE)
 }
 
 /// Moves tunnel bytes both ways and propagates each side's EOF as a
