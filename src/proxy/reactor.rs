@@ -67,6 +67,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const LINGER: Duration = Duration::from_secs(2);
 /// Rounds of work one connection gets per turn before others go first.
 const DRIVE_BUDGET: usize = 32;
+/// Bytes one connection may read in a turn before others go first: a
+/// large transfer moves in steps of this size, interleaved with the other
+/// connections' work, instead of running for a whole body in one turn.
+const DRIVE_BYTES: u64 = 128 * 1024;
 /// Idle connections above `pool_size` are kept this long for reuse, so a
 /// burst of concurrent requests does not open and close a connection per
 /// request; below `pool_size` they are kept for `keepalive_timeout`.
@@ -278,6 +282,9 @@ pub struct Reactor {
     strategy: Box<dyn Strategy>,
     /// Client connections with work to do this turn.
     dirty: Vec<usize>,
+    /// Bytes read from clients and backends so far: a connection's turn
+    /// ends once it has moved [`DRIVE_BYTES`].
+    bytes_read: u64,
     /// Slab keys to remove at the end of the turn.
     closing: Vec<usize>,
     /// Rewritten request head, before a backend connection is chosen.
@@ -399,6 +406,7 @@ impl Reactor {
             wheel,
             conns: Slab::with_capacity(1024),
             dirty: Vec::with_capacity(256),
+            bytes_read: 0,
             closing: Vec::with_capacity(256),
             scratch: Buf::with_capacity(LARGE_BUF_SIZE),
             next_gen: 1,
@@ -1364,6 +1372,7 @@ impl Reactor {
     /// Runs a client connection (and its backend connection) until nothing
     /// more can be done, or its budget for this turn is used.
     fn drive(&mut self, ck: usize) {
+        let start = self.bytes_read;
         for _ in 0..DRIVE_BUDGET {
             let step = self.step(ck);
             match step {
@@ -1372,6 +1381,7 @@ impl Reactor {
                     self.rearm(ck);
                     return;
                 }
+                Step::Progress if self.bytes_read - start >= DRIVE_BYTES => break,
                 Step::Progress => {}
                 Step::NewRequest(len) => self.start_exchange(ck, len),
                 Step::Reject(e) => self.reject(ck, e),
@@ -1443,6 +1453,7 @@ impl Reactor {
             if n > 0 {
                 progress = true;
                 c.last_in = now;
+                self.bytes_read += n as u64;
                 self.metrics.on_bytes(n as u64, 0);
                 client_filled = c.inbuf.is_full();
             }
@@ -1570,6 +1581,7 @@ impl Reactor {
                         progress = true;
                         b.got_bytes = true;
                         b.last_in = now;
+                        self.bytes_read += n as u64;
                         backend_filled = b.inbuf.is_full();
                     }
                     if let IoOutcome::Error(_) = outcome {
