@@ -18,6 +18,9 @@ pub const LARGE_BUF_SIZE: usize = 48 * 1024;
 /// of up to 64 KiB, for a few more kilobytes held while bytes are in flight.
 pub const WIDE_BUF_SIZE: usize = 64 * 1024;
 
+/// A wide buffer holds as much as this many narrow ones.
+const WIDE_RATIO: usize = WIDE_BUF_SIZE / BUF_SIZE;
+
 /// Most buffers a pool lends wide at once (64 MiB): beyond that, bodies
 /// stream through narrow buffers, so that many slow or stalled transfers
 /// cannot make widening multiply the memory they hold.
@@ -367,8 +370,13 @@ impl BufPool {
     /// (the same memory); returns how many narrow buffers' worth of memory
     /// was freed.
     pub fn trim(&mut self, keep: usize) -> usize {
-        const RATIO: usize = WIDE_BUF_SIZE / BUF_SIZE;
-        self.free.trim(keep) + RATIO * self.wide.trim(keep / RATIO)
+        self.free.trim(keep) + WIDE_RATIO * self.wide.trim(keep / WIDE_RATIO)
+    }
+
+    /// Whether more idle buffers are held than [`BufPool::trim`] with
+    /// `keep` would keep (of either size).
+    pub fn holds_more_than(&self, keep: usize) -> bool {
+        self.free.len() > keep || self.wide.len() > keep / WIDE_RATIO
     }
 }
 
@@ -509,9 +517,11 @@ mod tests {
         pool.reclaim(&mut b);
         // Both lists were used since the last trim: nothing is freed. Then
         // nothing took them: both go, the wide one as four narrow ones.
+        assert!(pool.holds_more_than(4) && !pool.holds_more_than(8));
         assert_eq!(pool.trim(0), 0);
         assert_eq!(pool.trim(0), 1 + 2 * 4);
         assert_eq!(pool.idle(), 0);
+        assert!(!pool.holds_more_than(0));
     }
 
     #[test]

@@ -282,6 +282,9 @@ pub struct Reactor {
     strategy: Box<dyn Strategy>,
     /// Client connections with work to do this turn.
     dirty: Vec<usize>,
+    /// The other of the two lists `drive_dirty` alternates between, so
+    /// that connections marked while a batch runs need no new list.
+    dirty_spare: Vec<usize>,
     /// Bytes read from clients and backends so far: a connection's turn
     /// ends once it has moved [`DRIVE_BYTES`].
     bytes_read: u64,
@@ -406,6 +409,7 @@ impl Reactor {
             wheel,
             conns: Slab::with_capacity(1024),
             dirty: Vec::with_capacity(256),
+            dirty_spare: Vec::with_capacity(256),
             bytes_read: 0,
             closing: Vec::with_capacity(256),
             scratch: Buf::with_capacity(LARGE_BUF_SIZE),
@@ -999,7 +1003,8 @@ impl Reactor {
     /// Whether the pools hold more than a trim keeps: then the loop wakes
     /// for the trim even when nothing else is due.
     fn trim_pending(&self) -> bool {
-        self.bufs.idle() > KEEP_IDLE_BUFFERS || self.spare_exchanges.len() > KEEP_IDLE_BUFFERS
+        self.bufs.holds_more_than(KEEP_IDLE_BUFFERS)
+            || self.spare_exchanges.len() > KEEP_IDLE_BUFFERS
     }
 
     /// Lets the buffer pool keep as many idle buffers as the open
@@ -1252,7 +1257,8 @@ impl Reactor {
     }
 
     fn drive_dirty(&mut self) {
-        let mut batch = std::mem::take(&mut self.dirty);
+        let spare = std::mem::take(&mut self.dirty_spare);
+        let mut batch = std::mem::replace(&mut self.dirty, spare);
         for &ck in &batch {
             if let Some(Entry::Client(c)) = self.conns.get_mut(ck) {
                 c.dirty = false;
@@ -1260,9 +1266,7 @@ impl Reactor {
             }
         }
         batch.clear();
-        if self.dirty.is_empty() {
-            self.dirty = batch;
-        }
+        self.dirty_spare = batch;
     }
 
     fn token(key: usize, generation: u32) -> Token {

@@ -266,6 +266,29 @@ impl Hub {
             if held {
                 continue;
             }
+            let other = match role {
+                Role::Listen => Role::Admin,
+                Role::Admin => Role::Listen,
+            };
+            if self
+                .subscribers
+                .iter()
+                .any(|s| s.listening.contains(&(other, addr)))
+            {
+                // Both listeners would share the port for a moment, and
+                // connections could land on the wrong one.
+                return Err(ConfigError::key(
+                    path,
+                    role.key(),
+                    format!(
+                        "cannot listen on {addr}: it is this process's {} address; with \
+                         workers = {} a listener moves onto the other's address in two \
+                         reloads (first move the other elsewhere)",
+                        other.key(),
+                        self.workers
+                    ),
+                ));
+            }
             if let Err(e) = super::listen::ensure_free(addr) {
                 return Err(ConfigError::key(
                     path,
@@ -491,6 +514,13 @@ mod tests {
             e.key.as_deref(),
             Some("listen"),
             "an address the workers hold for admin_listen is not theirs for listen: {e}"
+        );
+        // ... and the reason names it as the process's own, not another
+        // socket's.
+        assert!(
+            e.reason.contains("this process's admin_listen address")
+                && !e.reason.contains("another socket"),
+            "{e}"
         );
 
         // One worker binds without SO_REUSEPORT: its bind fails by itself.
