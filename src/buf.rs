@@ -14,7 +14,7 @@ pub const BUF_SIZE: usize = 16 * 1024;
 pub const LARGE_BUF_SIZE: usize = 48 * 1024;
 
 /// Capacity a buffer is widened to while a large body streams through it
-/// ([`BufPool::widen`]): a quarter of the reads and writes, and segments
+/// ([`BufPool::widen_pair`]): a quarter of the reads and writes, and segments
 /// of up to 64 KiB, for a few more kilobytes held while bytes are in flight.
 pub const WIDE_BUF_SIZE: usize = 64 * 1024;
 
