@@ -219,6 +219,38 @@ def test_success_before_the_whole_body_keeps_the_connection(scripted_backend_fac
         assert after.status == 200 and after.body == b"helloworld", after
 
 
+def test_success_before_the_body_from_a_backend_that_then_goes_away_keeps_the_connection(
+    scripted_backend_factory, ekilibri_factory
+):
+    """As above, but the backend closes its connection right after its
+    early 200 (without saying so). The client was told the connection
+    stays, so the proxy reads the rest of the body itself and drops it,
+    and the connection carries on: the next request is served."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        if req.method == "POST":
+            bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            bc.close()
+            return
+        bc.send(harness.ok_response(f"{req.method} {req.target}".encode()))
+        harness.serve_default(bc)
+
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    rest = 2_000_000
+    with connect(lb) as c:
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nhello" % (rest + 5))
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"ok", r
+        assert not r.has_token("connection", "close"), r
+        c.send(b"x" * rest)
+        c.send(get("/next"))
+        after = c.read_response()
+        assert after.status == 200 and b"GET /next" in after.body, after
+
+
 def test_early_final_response_from_a_closing_backend_says_connection_close(scripted_backend_factory, ekilibri_factory):
     """The same, but the backend closes after its response: the rest of the
     body has nowhere to go, so the client is told the connection closes,

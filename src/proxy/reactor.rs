@@ -1557,6 +1557,18 @@ impl Reactor {
                         b.last_out = now;
                     }
                 }
+            } else if ex.head_held == 0 && discards_rest(ex, b) {
+                // The backend went away after an answer that promised the
+                // client its connection: the rest of the body is read and
+                // dropped here, so that the promise holds.
+                match ex.req_body.pump(&mut c.inbuf, &mut b.outbuf) {
+                    Ok(p) => progress |= p,
+                    Err(_) => return Step::Fail(ProxyError::BadRequestBody),
+                }
+                b.outbuf.clear();
+                if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
+                    return Step::Done;
+                }
             }
             if b.phase == BackendPhase::Ready {
                 if b.rd.writable && !b.outbuf.is_empty() && !b.send_failed {
@@ -1722,7 +1734,9 @@ impl Reactor {
             // closes, as the response said.
             let body_follows = head.client_keep_alive;
             let body_missing = !ex.req_body.is_done();
-            let request_over = ex.sent_at.is_some() || b.as_ref().is_none_or(|b| b.send_failed);
+            let discarding = b.as_ref().is_some_and(|b| discards_rest(ex, b));
+            let request_over =
+                ex.sent_at.is_some() || (b.as_ref().is_none_or(|b| b.send_failed) && !discarding);
             if request_over || (body_missing && !body_follows) {
                 return Step::Done;
             }
@@ -2896,6 +2910,15 @@ fn relay_response(
             ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => return Ok(progress),
         }
     }
+}
+
+/// Whether the rest of the request body is read and dropped: the backend
+/// stopped taking it (a failed write: it closed or reset), after a
+/// complete answer that told the client its connection stays open.
+fn discards_rest(ex: &Exchange, b: &BackendConn) -> bool {
+    b.send_failed
+        && !ex.req_body.is_done()
+        && matches!(ex.resp, ResponsePhase::Done(head) if head.client_keep_alive)
 }
 
 /// How many of a connection's two buffers are wide.
