@@ -1610,6 +1610,18 @@ impl Reactor {
                             b.rd.read_eof = true;
                             b.rd.readable = false;
                             b.reset = true;
+                        } else if matches!(ex.resp, ResponsePhase::Done(h) if h.client_keep_alive)
+                            && !ex.req_body.is_done()
+                        {
+                            // A reset after an answer that promised the
+                            // client its connection: the rest of the body
+                            // is dropped here (`discards_rest`), as after
+                            // a failed write.
+                            b.send_failed = true;
+                            b.outbuf.clear();
+                            b.rd.read_eof = true;
+                            b.rd.readable = false;
+                            progress = true;
                         } else if ex.resp_started {
                             return Step::Fail(ProxyError::UpstreamClosed);
                         } else {
@@ -1734,7 +1746,9 @@ impl Reactor {
             // closes, as the response said.
             let body_follows = head.client_keep_alive;
             let body_missing = !ex.req_body.is_done();
-            let discarding = b.as_ref().is_some_and(|b| discards_rest(ex, b));
+            // (Not while shutting down: the connection closes anyway.)
+            let discarding =
+                self.draining.is_none() && b.as_ref().is_some_and(|b| discards_rest(ex, b));
             let request_over =
                 ex.sent_at.is_some() || (b.as_ref().is_none_or(|b| b.send_failed) && !discarding);
             if request_over || (body_missing && !body_follows) {
