@@ -222,6 +222,34 @@ def test_success_before_the_whole_body_keeps_the_connection(scripted_backend_fac
         assert after.status == 200 and after.body == b"helloworld", after
 
 
+def answer_post_early_then(then):
+    """A backend script: a POST gets `200 ok` as soon as its head is in,
+    then `then(bc)` runs (it goes away); a GET is answered with its method
+    and target, and the connection served on."""
+
+    def script(bc):
+        req = bc.read_head()
+        if req is None:
+            return
+        if req.method == "POST":
+            bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            then(bc)
+            return
+        bc.send(harness.ok_response(f"{req.method} {req.target}".encode()))
+        harness.serve_default(bc)
+
+    return script
+
+
+def post_and_get_early_success(c, length: int) -> None:
+    """Sends a POST head with 5 bytes of its `length`-byte body and reads
+    the early answer, which must keep the connection."""
+    c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nhello" % length)
+    r = c.read_response()
+    assert r.status == 200 and r.body == b"ok", r
+    assert not r.has_token("connection", "close"), r
+
+
 def test_success_before_the_body_from_a_backend_that_then_goes_away_keeps_the_connection(
     scripted_backend_factory, ekilibri_factory
 ):
@@ -230,24 +258,10 @@ def test_success_before_the_body_from_a_backend_that_then_goes_away_keeps_the_co
     stays, so the proxy reads the rest of the body itself and drops it,
     and the connection carries on: the next request is served."""
 
-    def script(bc):
-        req = bc.read_head()
-        if req is None:
-            return
-        if req.method == "POST":
-            bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            bc.close()
-            return
-        bc.send(harness.ok_response(f"{req.method} {req.target}".encode()))
-        harness.serve_default(bc)
-
-    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, answer_post_early_then(lambda bc: bc.close()))
     rest = 2_000_000
     with connect(lb) as c:
-        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nhello" % (rest + 5))
-        r = c.read_response()
-        assert r.status == 200 and r.body == b"ok", r
-        assert not r.has_token("connection", "close"), r
+        post_and_get_early_success(c, rest + 5)
         c.send(b"x" * rest)
         c.send(get("/next"))
         after = c.read_response()
@@ -264,27 +278,17 @@ def test_success_before_the_body_from_a_backend_that_then_resets_keeps_the_conne
     written into, and must be handled the same way."""
     sent, closed = threading.Event(), threading.Event()
 
-    def script(bc):
-        req = bc.read_head()
-        if req is None:
-            return
-        if req.method == "POST":
-            bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            # Close with the body unread: once it has had time to arrive,
-            # the close is a reset (or SO_LINGER 0 makes it one).
-            sent.wait(5)
-            time.sleep(0.1)
-            bc.close(reset=(how == "linger0"))
-            closed.set()
-            return
-        bc.send(harness.ok_response(f"{req.method} {req.target}".encode()))
-        harness.serve_default(bc)
+    def reset(bc):
+        # Close with the body unread: once it has had time to arrive, the
+        # close is a reset (or SO_LINGER 0 makes it one).
+        sent.wait(5)
+        time.sleep(0.1)
+        bc.close(reset=(how == "linger0"))
+        closed.set()
 
-    lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, answer_post_early_then(reset))
     with connect(lb) as c:
-        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\nhello")
-        r = c.read_response()
-        assert r.status == 200 and not r.has_token("connection", "close"), r
+        post_and_get_early_success(c, 4000)
         c.send(b"x" * 1995)
         sent.set()
         assert closed.wait(5), "the backend did not close"
