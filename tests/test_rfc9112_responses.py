@@ -211,10 +211,7 @@ def test_success_before_the_whole_body_keeps_the_connection(scripted_backend_fac
 
     lb, _ = start(scripted_backend_factory, ekilibri_factory, script)
     with connect(lb) as c:
-        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-        r = c.read_response()
-        assert r.status == 200 and r.body == b"ok", r
-        assert not r.has_token("connection", "close"), r
+        post_and_get_early_success(c, 10)
         c.send(b"world")
         # The backend got the whole body: its second answer echoes it.
         c.send(get("/next"))
