@@ -1529,10 +1529,6 @@ impl Reactor {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
                 }
-                if client_filled && b.rd.writable && ex.req_body.expects_more_than(BUF_SIZE as u64)
-                {
-                    self.bufs.widen_pair(&mut c.inbuf, &mut b.outbuf);
-                }
                 if c.rd.read_eof && !ex.req_body.input_done() && c.inbuf.is_empty() {
                     // The client went away in the middle of its body. Once
                     // the final response has started (an early 413, say)
@@ -1645,17 +1641,18 @@ impl Reactor {
                 Ok(p) => progress |= p,
                 Err(e) => return Step::Fail(e),
             }
-            let streaming = match &ex.resp {
-                ResponsePhase::Body(_, relay) => relay.expects_more_than(BUF_SIZE as u64),
-                ResponsePhase::Tunnel { .. } => {
-                    if client_filled && b.rd.writable {
-                        self.bufs.widen_pair(&mut c.inbuf, &mut b.outbuf);
-                    }
-                    true
-                }
-                ResponsePhase::Head(_) | ResponsePhase::Done(_) => false,
-            };
-            if backend_filled && streaming && c.rd.writable {
+            let tunnel = matches!(ex.resp, ResponsePhase::Tunnel { .. });
+            let up = tunnel
+                || (ex.head_held == 0
+                    && !b.send_failed
+                    && ex.req_body.expects_more_than(BUF_SIZE as u64));
+            if client_filled && up && b.rd.writable {
+                self.bufs.widen_pair(&mut c.inbuf, &mut b.outbuf);
+            }
+            let down = tunnel
+                || matches!(&ex.resp, ResponsePhase::Body(_, relay)
+                    if relay.expects_more_than(BUF_SIZE as u64));
+            if backend_filled && down && c.rd.writable {
                 self.bufs.widen_pair(&mut b.inbuf, &mut c.outbuf);
             }
             if !ex.observed && !matches!(ex.resp, ResponsePhase::Head(_)) {
