@@ -4,6 +4,7 @@ on (RFC 9110, RFC 9112). Each backend reply is scripted byte for byte."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -11,6 +12,8 @@ import pytest
 
 import harness
 import wire
+from rawhttp import request_once
+from test_admin import admin_addr
 from rfc9112_support import assert_rejected, backend_requests, connect, get, reply_then_serve, start
 
 
@@ -255,14 +258,62 @@ def test_success_before_the_body_from_a_backend_that_then_goes_away_keeps_the_co
     stays, so the proxy reads the rest of the body itself and drops it,
     and the connection carries on: the next request is served."""
 
-    lb, _ = start(scripted_backend_factory, ekilibri_factory, answer_post_early_then(lambda bc: bc.close()))
+    lb, sb = start(
+        scripted_backend_factory,
+        ekilibri_factory,
+        answer_post_early_then(lambda bc: bc.close()),
+        admin_listen="127.0.0.1:0",
+    )
     rest = 2_000_000
     with connect(lb) as c:
         post_and_get_early_success(c, rest + 5)
-        c.send(b"x" * rest)
+        c.send(b"x" * (rest // 2))
+        # While the body is dropped, the backend that went away no longer
+        # counts the exchange as in flight (`LeastConnections` reads it).
+        assert in_flight_settles_at(lb, sb.addr, 0), "the dropped body still counts as in flight"
+        c.send(b"x" * (rest - rest // 2))
         c.send(get("/next"))
         after = c.read_response()
         assert after.status == 200 and b"GET /next" in after.body, after
+
+
+@pytest.mark.timeout(90)
+def test_a_body_dropped_after_the_backend_went_away_has_a_time_limit(scripted_backend_factory, ekilibri_factory):
+    """The proxy drops the rest of a body for a backend that went away, but
+    not forever: a client that trickles it, each stall shorter than the
+    body timeout, is cut after 30 s in all (nginx's `lingering_time`)."""
+    lb, _ = start(
+        scripted_backend_factory,
+        ekilibri_factory,
+        answer_post_early_then(lambda bc: bc.close()),
+        client_header_timeout=3000,
+    )
+    with connect(lb) as c:
+        post_and_get_early_success(c, 10**9)
+        began = time.monotonic()
+        closed = False
+        while not closed and time.monotonic() - began < 60:
+            try:
+                c.send(b"x" * 100)
+            except OSError:
+                closed = True
+                break
+            closed = c.wait_closed(0.5)
+        took = time.monotonic() - began
+    assert closed, "a trickled body was dropped for 60 s and more"
+    assert took > 25, f"cut after {took:.1f} s, before the time limit"
+
+
+def in_flight_settles_at(lb, addr: str, want: int, within: float = 5.0) -> bool:
+    """Polls /status.json until `addr` shows `want` requests in flight."""
+    admin = admin_addr(lb)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        status = json.loads(request_once(admin, "GET", "/status.json").body)
+        if {b["address"]: b["in_flight"] for b in status["backends"]}.get(addr) == want:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.mark.parametrize("how", ["unread", "linger0"])

@@ -146,6 +146,10 @@ pub(super) struct Exchange {
     pub upstream_time: Option<Duration>,
     /// Response body bytes relayed (set when the response is done).
     pub resp_bytes: u64,
+    /// Since when the rest of the request body is read and dropped here
+    /// (the backend went away after a complete keep-alive answer). From
+    /// then on the backend no longer counts this exchange as in flight.
+    pub discard_since: Option<Tick>,
     /// What the access log needs of the request (filled only when it is on;
     /// its buffer is kept across the exchanges that reuse this box).
     pub log: super::access::Captured,

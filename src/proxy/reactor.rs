@@ -65,6 +65,10 @@ const SHUTDOWN_TIMER: u64 = (1 << 62) | 1;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a closing client connection is drained before it is closed.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long, in all, the rest of a request body is read and dropped after
+/// the backend went away from a complete keep-alive answer (nginx's
+/// `lingering_time`); then the connection closes.
+const DISCARD_TIME: Duration = Duration::from_secs(30);
 /// Rounds of work one connection gets per turn before others go first.
 const DRIVE_BUDGET: usize = 32;
 /// Bytes one connection may read in a turn before others go first: a
@@ -1556,7 +1560,12 @@ impl Reactor {
             } else if ex.head_held == 0 && discards_rest(ex, b) {
                 // The backend went away after an answer that promised the
                 // client its connection: the rest of the body is read and
-                // dropped here, so that the promise holds.
+                // dropped here, so that the promise holds. The backend
+                // no longer has the exchange in flight (`LeastConnections`).
+                if ex.discard_since.is_none() {
+                    ex.discard_since = Some(now);
+                    self.backends[ex.backend].in_flight -= 1;
+                }
                 match ex.req_body.pump(&mut c.inbuf, &mut b.outbuf) {
                     Ok(p) => progress |= p,
                     Err(_) => return Step::Fail(ProxyError::BadRequestBody),
@@ -1833,6 +1842,7 @@ impl Reactor {
             first_at: self.precise,
             upstream_time: None,
             resp_bytes: 0,
+            discard_since: None,
             log: Default::default(),
         };
         let mut boxed = match self.spare_exchanges.pop() {
@@ -2010,7 +2020,7 @@ impl Reactor {
             c.phase = ClientPhase::Closing;
         }
         c.idle_since = self.now;
-        self.backends[ex.backend].in_flight -= 1;
+        end_in_flight(&mut self.backends, &ex);
         if let Some(a) = &mut self.access {
             let o = super::access::Outcome {
                 client: c.peer,
@@ -2100,7 +2110,7 @@ impl Reactor {
             queue_error(c, &mut self.bufs, err.status(), connection, &self.date);
         }
         c.idle_since = self.now;
-        self.backends[ex.backend].in_flight -= 1;
+        end_in_flight(&mut self.backends, &ex);
         if let Some(a) = &mut self.access {
             let o = super::access::Outcome {
                 client: c.peer,
@@ -2440,9 +2450,17 @@ impl Reactor {
                 }) =>
                 {
                     // From the last byte either way: a client that waited
-                    // for a 100 Continue gets the full time after it.
+                    // for a 100 Continue gets the full time after it. A
+                    // body that is only dropped (the backend went away)
+                    // gets `DISCARD_TIME` in all, as nginx's
+                    // `lingering_time`.
                     let last = c.last_in.max(c.last_out);
-                    Some((last.after(cfg.client_header_timeout), Due::ClientBody))
+                    let stall = last.after(cfg.client_header_timeout);
+                    let due = match c.ex.as_ref().and_then(|ex| ex.discard_since) {
+                        Some(t) => stall.min(t.after(DISCARD_TIME)),
+                        None => stall,
+                    };
+                    Some((due, Due::ClientBody))
                 }
                 _ if c.ex.is_some() => None,
                 _ => match c.head_since {
@@ -2675,7 +2693,7 @@ impl Reactor {
         let ex = c.ex.take();
         let bk = c.backend.take();
         if let Some(ex) = ex {
-            self.backends[ex.backend].in_flight -= 1;
+            end_in_flight(&mut self.backends, &ex);
             self.recycle(ex);
         }
         if let Some(bk) = bk {
@@ -2920,6 +2938,14 @@ fn relay_response(
             }
             ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => return Ok(progress),
         }
+    }
+}
+
+/// The backend of an ending exchange no longer has it in flight (unless
+/// that ended already, when the rest of the body began to be dropped).
+fn end_in_flight(backends: &mut [Backend], ex: &Exchange) {
+    if ex.discard_since.is_none() {
+        backends[ex.backend].in_flight -= 1;
     }
 }
 
