@@ -224,6 +224,68 @@ def test_echo_to_a_client_that_pauses_is_not_a_backend_write_timeout(scripted_ba
     assert "write timeout" not in lb.log_path.read_text()
 
 
+def paced_recv(sock: socket.socket, total: int, rate: int, on_bytes=None) -> int:
+    """Reads `total` bytes from `sock` at `rate` bytes per second, in small
+    reads (a slow but steady reader); returns how many came."""
+    got, began = 0, time.monotonic()
+    sock.settimeout(10)
+    while got < total:
+        try:
+            data = sock.recv(min(16384, total - got))
+        except OSError:
+            break
+        if not data:
+            break
+        got += len(data)
+        if on_bytes:
+            on_bytes(data)
+        ahead = got / rate - (time.monotonic() - began)
+        if ahead > 0:
+            time.sleep(ahead)
+    return got
+
+
+def test_backend_reading_an_upload_slowly_is_not_a_write_timeout(scripted_backend_factory, ekilibri_factory):
+    """A backend takes an 8 MiB upload at a steady 4 MB/s, slower than
+    the client sends it. The proxy's socket buffer stays nearly full, and
+    the kernel reports it writable only once a third of it is free, which
+    takes longer than write_timeout (200 ms), while every write would go
+    through: bytes are moving, so that is no write timeout. (It was: 504
+    after 0.2 s.)"""
+    total = 8 * MiB
+
+    def script(bc):
+        bc.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        req = bc.read_head()
+        if req is None:
+            return
+        got = len(bc.buf) + paced_recv(bc.sock, req.length - len(bc.buf), 4_000_000)
+        bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(got)), got))
+
+    sb = scripted_backend_factory("slow-reader", script)
+    lb = ekilibri_factory([sb], write_timeout=200, read_timeout=5000, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=30) as c:
+        c.send(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % total)
+        stream_forever(c.sock, total)
+        r = c.read_response()
+    assert r.status == 200 and r.body == str(total).encode(), r
+    assert "write timeout" not in lb.log_path.read_text()
+
+
+def test_client_reading_a_download_slowly_is_not_a_send_timeout(backend_factory, ekilibri_factory):
+    """The same for a client downloading 8 MiB at a steady 4 MB/s with
+    keepalive_timeout (the limit on a client that takes no bytes) at
+    200 ms: the download must complete."""
+    total = 8 * MiB
+    lb = ekilibri_factory(backend_factory(1), keepalive_timeout=200)
+    sock = socket.create_connection((lb.host, lb.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    with sock:
+        sock.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % total)
+        got = paced_recv(sock, total + 4096, 4_000_000)
+    assert got > total, f"the download stopped after {got} of {total} body bytes"
+
+
 def test_expect_continue_with_a_backend_waiting_for_the_body_ends_in_504(scripted_backend_factory, ekilibri_factory):
     """The client waits for a 100 Continue, the backend ignores Expect and
     waits for the body: without a deadline both would wait forever, holding

@@ -2636,7 +2636,51 @@ impl Reactor {
         }
     }
 
+    /// Before a write timer fails a connection: whether a write now moves
+    /// bytes after all. Edge-triggered readiness reports a socket writable
+    /// again only once about a third of its send buffer is free, which a
+    /// slow but steady reader (a backend taking an upload at 500 KB/s, a
+    /// client on a slow link) may take longer than the timeout to free,
+    /// while a write would go through. Returns whether the timer is over
+    /// (the write moved bytes, or the connection is gone).
+    fn write_moves(&mut self, key: usize) -> bool {
+        let ck = match self.conns.get_mut(key) {
+            Some(Entry::Client(c)) => {
+                c.rd.writable = true;
+                key
+            }
+            Some(Entry::Backend(b)) => {
+                b.rd.writable = true;
+                match b.client {
+                    Some(ck) => ck,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+        self.drive(ck);
+        match self.deadline(key) {
+            Some((t, Due::ClientSend | Due::Backend(ProxyError::WriteTimeout)))
+                if t <= self.now =>
+            {
+                false
+            }
+            Some((t, _)) => {
+                self.arm(key, Some(t));
+                true
+            }
+            None => true,
+        }
+    }
+
     fn on_due(&mut self, key: usize, due: Due) {
+        if matches!(
+            due,
+            Due::ClientSend | Due::Backend(ProxyError::WriteTimeout)
+        ) && self.write_moves(key)
+        {
+            return;
+        }
         match due {
             Due::ClientHeader => {
                 self.metrics
