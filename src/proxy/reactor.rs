@@ -306,6 +306,8 @@ pub struct Reactor {
     spare_exchanges: FreeList<Box<Exchange>>,
     /// When the pools next free what they did not need (`size_pools`).
     next_trim: Tick,
+    /// How often that is (`POOL_TRIM_INTERVAL` unless set otherwise).
+    trim_interval: Duration,
     next_gen: u32,
     /// Admin connections open.
     admins: usize,
@@ -400,6 +402,7 @@ impl Reactor {
             bufs: BufPool::new(MAX_IDLE_BUFFERS),
             spare_exchanges: FreeList::new(MAX_IDLE_EXCHANGES),
             next_trim: now,
+            trim_interval: POOL_TRIM_INTERVAL,
             poll,
             listener: Some(listener),
             local_addr,
@@ -441,6 +444,16 @@ impl Reactor {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Sets how often idle pooled memory (buffers, exchange boxes) that no
+    /// connection needed since the last trim is freed; 1 s by default.
+    /// Tests that count allocations lengthen it: a test thread that the
+    /// machine stalls for a second would otherwise see the pool freed and
+    /// filled again, as it should be after a second of idleness.
+    pub fn set_trim_interval(&mut self, every: Duration) {
+        self.trim_interval = every;
+        self.next_trim = self.now.after(every);
     }
 
     /// Runs the loop until a graceful shutdown completes (or the poller
@@ -1036,7 +1049,7 @@ impl Reactor {
             self.bufs.recount_wide(held);
             let freed = self.bufs.trim(KEEP_IDLE_BUFFERS);
             self.spare_exchanges.trim(KEEP_IDLE_BUFFERS);
-            self.next_trim = self.now.after(POOL_TRIM_INTERVAL);
+            self.next_trim = self.now.after(self.trim_interval);
             if freed >= KEEP_IDLE_BUFFERS {
                 release_freed_memory();
             }
