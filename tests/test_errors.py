@@ -178,3 +178,31 @@ def test_http10_keepalive_client_is_told_an_error_keeps_the_connection(ekilibri_
             length = int(fields["content-length"])
             while len(body) < length:
                 body += s.recv(4096)
+
+
+@pytest.mark.parametrize("failure", ["garbage", "down"])
+def test_proxys_own_error_to_head_has_no_body(scripted_backend_factory, ekilibri_factory, failure):
+    """A response to HEAD ends at its blank line (RFC 9112 §6.3): the proxy's
+    own 502 must not carry its text body, or a client reads that body as
+    the start of the next response on the connection."""
+
+    def garbage(bc):
+        while (req := bc.read_request(timeout=30)) is not None:
+            if req.target == "/bad":
+                bc.send(b"XXXX\r\n\r\n")
+                bc.close()
+                return
+            bc.send(harness.ok_response(b"ok"))
+
+    if failure == "garbage":
+        lb = ekilibri_factory([scripted_backend_factory("garbage", garbage)], retries=0)
+    else:
+        lb = ekilibri_factory([harness.dead_address()])
+    with HttpConnection(lb.addr) as c:
+        c.send(b"HEAD /bad HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = c.read_response(method="HEAD")
+        assert first.status == 502 and first.body == b"", first
+        assert not first.has_token("Connection", "close"), first
+        second = c.read_response()
+    assert second.status == (200 if failure == "garbage" else 502), second
+    assert second.body == (b"ok" if failure == "garbage" else b"Bad Gateway\n"), second

@@ -97,13 +97,28 @@ fn put_date(out: &mut crate::buf::Buf, date: &[u8]) {
 /// Writes ekilibri's own response for the error `status` (see
 /// [`response`]) into `out`, with `Date` (the IMF-fixdate `date`) and what
 /// `connection` asks for: an HTTP/1.0 client told nothing would take the
-/// connection as closing and wait for the close (RFC 9112 §9.3).
-pub fn error(status: u16, connection: Persistence, date: &[u8], out: &mut crate::buf::Buf) {
+/// connection as closing and wait for the close (RFC 9112 §9.3). The answer
+/// to a `HEAD` request (`head_only`) is the head alone, with the
+/// `Content-Length` a `GET` would get (RFC 9110 §9.3.2): a body there would
+/// be read as the start of the next response.
+pub fn error(
+    status: u16,
+    connection: Persistence,
+    head_only: bool,
+    date: &[u8],
+    out: &mut crate::buf::Buf,
+) {
     let (close, keep) = response(status);
     let bytes = if connection == Persistence::Close {
         close
     } else {
         keep
+    };
+    let bytes = if head_only {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+        &bytes[..end.map_or(bytes.len(), |i| i + 4)]
+    } else {
+        bytes
     };
     let line = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
     let need = bytes.len() + 96;
@@ -205,7 +220,7 @@ mod tests {
     fn errors_carry_date_and_tell_an_http10_client_the_connection_stays() {
         use super::{Persistence, error};
         let mut out = crate::buf::Buf::with_capacity(16);
-        error(502, Persistence::KeepAlive10, DATE, &mut out);
+        error(502, Persistence::KeepAlive10, false, DATE, &mut out);
         assert_eq!(
             out.data(),
             b"HTTP/1.1 502 Bad Gateway\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
@@ -213,17 +228,36 @@ mod tests {
               Bad Gateway\n"
         );
         let mut out = crate::buf::Buf::with_capacity(16);
-        error(408, Persistence::Close, DATE, &mut out);
+        error(408, Persistence::Close, false, DATE, &mut out);
         let text = std::str::from_utf8(out.data()).unwrap();
         assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\nDate: Sun, 06 Nov 1994"));
         assert!(text.contains("\r\nConnection: close\r\n\r\n"));
         let mut out = crate::buf::Buf::with_capacity(16);
-        error(504, Persistence::Default, DATE, &mut out);
+        error(504, Persistence::Default, false, DATE, &mut out);
         assert!(
             !std::str::from_utf8(out.data())
                 .unwrap()
                 .contains("Connection")
         );
+    }
+
+    /// An error answering a HEAD request is its head alone, with the
+    /// length a GET would get.
+    #[test]
+    fn errors_to_head_have_no_body() {
+        use super::{Persistence, error};
+        for connection in [
+            Persistence::Default,
+            Persistence::KeepAlive10,
+            Persistence::Close,
+        ] {
+            let mut out = crate::buf::Buf::with_capacity(16);
+            error(502, connection, true, DATE, &mut out);
+            let text = std::str::from_utf8(out.data()).unwrap();
+            assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{text}");
+            assert!(text.contains("\r\nContent-Length: 12\r\n"), "{text}");
+            assert!(text.ends_with("\r\n\r\n"), "{text}");
+        }
     }
 
     /// The space reserved must cover the longest answer: a TRACE echo of a

@@ -1830,7 +1830,8 @@ impl Reactor {
             let keep = req.keep_alive && req.framing == Framing::None;
             c.inbuf.consume(len);
             let connection = canned::Persistence::of(keep, req.version);
-            queue_error(c, &mut self.bufs, 502, connection, &self.date);
+            let head_only = req.method == Method::Head;
+            queue_error(c, &mut self.bufs, (502, head_only), connection, &self.date);
             warn!("request refused: {}", ProxyError::NoBackend.describe());
             return;
         };
@@ -2120,7 +2121,9 @@ impl Reactor {
                 && ex.req_body.input_done()
                 && !matches!(err, ProxyError::BadRequestBody | ProxyError::ClientTimeout);
             let connection = canned::Persistence::of(keep, ex.req.version);
-            queue_error(c, &mut self.bufs, err.status(), connection, &self.date);
+            let head_only = ex.req.method == Method::Head;
+            let status = (err.status(), head_only);
+            queue_error(c, &mut self.bufs, status, connection, &self.date);
         }
         c.idle_since = self.now;
         end_in_flight(&mut self.backends, &ex);
@@ -2285,11 +2288,14 @@ impl Reactor {
             debug!("client {}: rejected request: {e:?}", c.peer);
             self.metrics
                 .on_parse_error(crate::ops::ParseErrorKind::from(e));
+            // (A rejected HEAD request gets no body either.)
+            let data = c.inbuf.data();
+            let head_only = data[head::leading_empty_lines(data)..].starts_with(b"HEAD ");
             c.inbuf.clear();
             queue_error(
                 c,
                 &mut self.bufs,
-                e.status(),
+                (e.status(), head_only),
                 canned::Persistence::Close,
                 &self.date,
             );
@@ -2704,7 +2710,7 @@ impl Reactor {
                     queue_error(
                         c,
                         &mut self.bufs,
-                        408,
+                        (408, false),
                         canned::Persistence::Close,
                         &self.date,
                     );
@@ -3074,13 +3080,13 @@ fn upstream_broken(ex: &Exchange, b: &BackendConn) -> Step {
 fn queue_error(
     c: &mut ClientConn,
     bufs: &mut BufPool,
-    status: u16,
+    (status, head_only): (u16, bool),
     connection: canned::Persistence,
     date: &DateCache,
 ) {
     bufs.fill(&mut c.outbuf);
     c.clean_close = false;
-    canned::error(status, connection, date.text(), &mut c.outbuf);
+    canned::error(status, connection, head_only, date.text(), &mut c.outbuf);
     if connection == canned::Persistence::Close {
         c.phase = ClientPhase::Closing;
     }
