@@ -314,6 +314,24 @@ def test_101_to_a_protocol_the_client_did_not_offer_is_a_502(scripted_backend_fa
     assert r.status == 502, r
 
 
+def test_an_upgrade_offer_from_http10_is_ignored(scripted_backend_factory, ekilibri_factory):
+    """RFC 9110 §7.8: a server MUST ignore Upgrade in an HTTP/1.0 request.
+    The backend gets HTTP/1.1 and could not tell, so the offer must not
+    reach it: the request goes on as an ordinary one (as nginx does), and
+    so does a TE: trailers, since an HTTP/1.0 client gets no trailers."""
+    lb, sb = start(scripted_backend_factory, ekilibri_factory)
+    with connect(lb) as c:
+        c.send(
+            b"GET /ws HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: upgrade, TE\r\nTE: trailers\r\n\r\n"
+        )
+        r = c.read_response()
+    assert r.status == 200, r
+    (got,) = backend_requests(sb)
+    assert got.header_all("upgrade") == [] and got.header_all("te") == [], got
+    assert got.header_all("connection") == [], got
+
+
 def test_connect_is_refused(scripted_backend_factory, ekilibri_factory):
     lb, sb = start(scripted_backend_factory, ekilibri_factory)
     assert_rejected(lb, sb, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", (405, 501), close=False)

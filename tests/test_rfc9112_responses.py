@@ -426,3 +426,33 @@ def test_interim_flood_to_a_client_that_does_not_read_is_held_back(scripted_back
                 break
             seen += 1
     assert (seen, r.status, r.body) == (n, 200, b"ok")
+
+
+@pytest.mark.parametrize(
+    "reply, check",
+    [
+        # RFC 9112 §4: the reason phrase may hold obs-text; passed on as sent.
+        (
+            b"HTTP/1.1 200 Caf\xe9 cr\xe8me\r\nContent-Length: 2\r\n\r\nok",
+            lambda r: r.reason == "Caf\xe9 cr\xe8me",
+        ),
+        # RFC 9110 §6.6.1: a Date the backend named in Connection is removed
+        # as hop-by-hop; the response still goes out with one (the proxy's).
+        (
+            b"HTTP/1.1 200 OK\r\nConnection: Date\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok",
+            lambda r: len(r.header_all("Date")) == 1 and "1994" not in r.header("Date"),
+        ),
+        # RFC 9110 §15.5.22: a 426 must say which protocol is required.
+        (
+            b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 2\r\n\r\nok",
+            lambda r: r.header_all("Upgrade") == ["websocket"] and r.has_token("Connection", "upgrade"),
+        ),
+    ],
+    ids=["obs-text-reason", "date-named-in-connection", "426-upgrade"],
+)
+def test_response_fields_the_rfc_requires_are_passed_on(scripted_backend_factory, ekilibri_factory, reply, check):
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    with connect(lb) as c:
+        c.send(get("/"))
+        r = c.read_response()
+    assert r.body == b"ok" and check(r), r

@@ -813,12 +813,22 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// A `1*DIGIT` value of at most 19 digits (`Max-Forwards`).
-fn parse_decimal(v: &[u8]) -> Option<u64> {
-    (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit)).then(|| {
-        v.iter()
-            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'))
-    })
+/// A `Max-Forwards` value (`1*DIGIT`), leading zeros aside; a number too
+/// large for a `u64` counts as `u64::MAX` (the proxy's own maximum: RFC
+/// 9110 §7.6.2 has it send the lesser of that and the value less one).
+fn parse_hop_count(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let digits = &v[v.iter().take_while(|&&d| d == b'0').count()..];
+    Some(
+        digits
+            .iter()
+            .try_fold(0u64, |acc, &d| {
+                acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+            .unwrap_or(u64::MAX),
+    )
 }
 
 /// Parses a Content-Length value: digits only; a list of identical values
@@ -1082,26 +1092,36 @@ pub fn rewrite_request(
             write_field(out, b"Host", info.default_host.as_bytes());
         }
     }
-    let upgrade = facts.connection_upgrade && facts.upgrade && framing == Framing::None;
+    // A server ignores Upgrade in an HTTP/1.0 request (RFC 9110 §7.8); the
+    // backend gets HTTP/1.1, so the offer is dropped here.
+    let upgrade = version == Version::Http11
+        && facts.connection_upgrade
+        && facts.upgrade
+        && framing == Framing::None;
     let mut expect_forwarded = false;
     // TRACE and OPTIONS: Max-Forwards goes out decremented (RFC 9110
     // §7.6.2); at 0 the request stops here.
     let limits_hops = matches!(method, Method::Trace | Method::Options);
-    let mut max_forwards: Option<u64> = None;
+    // A singleton field: of several, the smallest number counts (the
+    // request goes no further than any of them allows). One that is not
+    // digits is passed on as it is, if no field is digits.
+    let max_forwards = if limits_hops {
+        req.headers
+            .iter()
+            .filter(|h| eq_lower(h.name.as_bytes(), b"max-forwards"))
+            .filter_map(|h| parse_hop_count(trim(h.value)))
+            .min()
+    } else {
+        None
+    };
     let mut max_forwards_seen = false;
     for (i, h) in req.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         if limits_hops && eq_lower(name, b"max-forwards") {
-            // A singleton field: the first one counts (decremented if it
-            // is digits, passed on as it is if not), others are dropped.
-            if max_forwards_seen {
+            if max_forwards.is_some() || max_forwards_seen {
                 continue;
             }
             max_forwards_seen = true;
-            if let Some(n) = parse_decimal(trim(h.value)) {
-                max_forwards = Some(n);
-                continue;
-            }
         }
         let dropped = match facts.kinds[i] {
             Field::Host => authority.is_some(),
@@ -1177,7 +1197,8 @@ pub fn rewrite_request(
     }
     // TE is a connection option: whoever sends it names it in Connection
     // (RFC 9110 §10.1.4), as the Upgrade offer is.
-    let te = facts.te_trailers;
+    // (Not for an HTTP/1.0 client, which gets no trailers.)
+    let te = facts.te_trailers && version == Version::Http11;
     if te {
         out.put(b"TE: trailers\r\n");
     }
@@ -1309,7 +1330,15 @@ pub fn rewrite_response_if_complete(
     if !(100..=999).contains(&status) {
         return Err(HeadError::Malformed("invalid status code"));
     }
-    let reason = resp.reason.unwrap_or("");
+    // The reason phrase as sent: httparse gives "" for one with obs-text
+    // (bytes 0x80-0xFF), which RFC 9112 §4 allows and nginx and HAProxy
+    // pass on. (httparse checked its bytes; `HTTP/1.x 200 ` is 13 long.)
+    let status_line = &input[..memchr(b'\n', input).unwrap_or(0)];
+    let status_line = status_line.strip_suffix(b"\r").unwrap_or(status_line);
+    let reason: &[u8] = match status_line.get(12) {
+        Some(b' ') => &status_line[13..],
+        _ => b"",
+    };
     let mut facts = FieldFacts::default();
     facts.collect(resp.headers)?;
     let backend_version = if minor == 1 {
@@ -1413,10 +1442,13 @@ pub fn rewrite_response_if_complete(
         out.put(b"HTTP/1.1 ");
         out.put_u64(u64::from(status));
         out.put(b" ");
-        out.put(reason.as_bytes());
+        out.put(reason);
         out.put(b"\r\n");
     }
     let keep_framing_fields = framing == Framing::None && !interim && !switching;
+    // (A `Date` the backend named in `Connection` is dropped: the
+    // proxy's goes out instead.)
+    let mut date_kept = false;
     for (i, h) in resp.headers.iter().enumerate() {
         let kind = facts.kinds[i];
         let framing_field = matches!(kind, Field::ContentLength | Field::TransferEncoding);
@@ -1432,6 +1464,7 @@ pub fn rewrite_response_if_complete(
         }
         if !facts.is_hop_by_hop(i, h.name.as_bytes()) {
             copy.field(out, h);
+            date_kept |= kind == Field::Date;
         }
     }
     copy.flush(out);
@@ -1451,7 +1484,7 @@ pub fn rewrite_response_if_complete(
         _ => {}
     }
     out.put(via_field(backend_version));
-    if let Some(date) = ctx.date.as_ref().filter(|_| !interim && !facts.date) {
+    if let Some(date) = ctx.date.as_ref().filter(|_| !interim && !date_kept) {
         out.put(b"Date: ");
         out.put(date);
         out.put(b"\r\n");
@@ -1462,10 +1495,21 @@ pub fn rewrite_response_if_complete(
         }
         out.put(b"Connection: upgrade\r\n");
     } else if !interim {
-        if !client_keep_alive {
-            out.put(b"Connection: close\r\n");
-        } else if !client_11 {
-            out.put(b"Connection: keep-alive\r\n");
+        // A 426 must say which protocol to upgrade to (RFC 9110 §15.5.22),
+        // with `upgrade` in `Connection` (§7.8).
+        let upgrade_required = status == 426 && facts.upgrade;
+        if upgrade_required {
+            for v in facts.upgrade_values(resp.headers) {
+                write_field(out, b"Upgrade", v);
+            }
+        }
+        match (client_keep_alive, client_11, upgrade_required) {
+            (false, _, false) => out.put(b"Connection: close\r\n"),
+            (false, _, true) => out.put(b"Connection: close, upgrade\r\n"),
+            (true, false, false) => out.put(b"Connection: keep-alive\r\n"),
+            (true, false, true) => out.put(b"Connection: keep-alive, upgrade\r\n"),
+            (true, true, false) => {}
+            (true, true, true) => out.put(b"Connection: upgrade\r\n"),
         }
     }
     out.put(b"\r\n");

@@ -841,16 +841,65 @@ fn max_forwards_is_decremented_and_stops_at_zero() {
     assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
     let (h, out) = req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\n\r\n").unwrap();
     assert!(!h.final_hop && out.contains("Max-Forwards: x\r\n"), "{out}");
-    // A second field is not passed on beside the decremented one.
-    let (h, out) =
+    // Of two fields the smallest number counts, and one field goes on.
+    let (h, _) =
         req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 1\r\nMax-Forwards: 0\r\n\r\n").unwrap();
+    assert!(h.final_hop);
+    let (h, out) =
+        req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 5\r\nMax-Forwards: 2\r\n\r\n").unwrap();
     assert!(!h.final_hop);
     assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
-    assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
+    assert!(out.contains("Max-Forwards: 1\r\n"), "{out}");
     let (_, out) =
         req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\nMax-Forwards: 1\r\n\r\n").unwrap();
     assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
+    assert!(out.contains("Max-Forwards: 0\r\n"), "{out}");
+    let (_, out) =
+        req("OPTIONS / HTTP/1.1\r\nHost: h\r\nMax-Forwards: x\r\nMax-Forwards: y\r\n\r\n").unwrap();
+    assert_eq!(out.matches("Max-Forwards").count(), 1, "{out}");
     assert!(out.contains("Max-Forwards: x\r\n"), "{out}");
+    // Leading zeros, and a number too large for 64 bits: decremented all
+    // the same (the lesser of it less one and the proxy's maximum).
+    let (h, out) =
+        req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 0000000000000000000000003\r\n\r\n")
+            .unwrap();
+    assert!(!h.final_hop && out.contains("Max-Forwards: 2\r\n"), "{out}");
+    let (h, out) =
+        req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 99999999999999999999999\r\n\r\n")
+            .unwrap();
+    assert!(!h.final_hop, "{out}");
+    assert!(
+        out.contains("Max-Forwards: 18446744073709551614\r\n"),
+        "{out}"
+    );
+    let (h, _) = req("TRACE / HTTP/1.1\r\nHost: h\r\nMax-Forwards: 000\r\n\r\n").unwrap();
+    assert!(h.final_hop);
+}
+
+#[test]
+fn an_http10_request_offers_no_upgrade_and_asks_for_no_trailers() {
+    // RFC 9110 §7.8: a server ignores Upgrade in an HTTP/1.0 request; the
+    // backend gets HTTP/1.1, so the offer must not reach it. Nor may TE:
+    // trailers, which an HTTP/1.0 client cannot be sent.
+    let (h, out) = req(
+        "GET /ws HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade, TE\r\nTE: trailers\r\n\r\n",
+    )
+    .unwrap();
+    assert!(h.upgrade.is_none());
+    let lower = out.to_ascii_lowercase();
+    assert!(
+        !lower.contains("upgrade") && !lower.contains("te:"),
+        "{out}"
+    );
+    let (h, out) = req(
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade, TE\r\nTE: trailers\r\n\r\n",
+    )
+    .unwrap();
+    assert!(h.upgrade.is_some());
+    assert!(
+        out.contains("Upgrade: websocket\r\n") && out.contains("TE: trailers\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -874,6 +923,58 @@ fn a_response_without_date_gets_the_proxys_and_one_with_date_keeps_it() {
     // Not on an interim response: the final one gets it.
     let (_, out) = resp("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", ctx).unwrap();
     assert!(!out.contains("Date"), "{out}");
+    // A Date the backend named in Connection is dropped, and replaced.
+    let (_, out) = resp(
+        "HTTP/1.1 200 OK\r\nConnection: Date\r\nDate: Mon, 07 Nov 1994 00:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+        ctx,
+    )
+    .unwrap();
+    assert!(!out.contains("Mon, 07 Nov"), "{out}");
+    assert!(
+        out.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_reason_phrase_with_obs_text_is_passed_on() {
+    // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ).
+    let (_, out) = resp(
+        "HTTP/1.1 200 Caf\u{e9} \t ok\r\nContent-Length: 0\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 Caf\u{e9} \t ok\r\n"), "{out}");
+    let (_, out) = resp(
+        "HTTP/1.0 404 Nicht gef\u{fc}hrt\r\nContent-Length: 0\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 404 Nicht gef\u{fc}hrt\r\n"),
+        "{out}"
+    );
+    let (_, out) = resp("HTTP/1.1 204\r\n\r\n", CTX11).unwrap();
+    assert!(out.starts_with("HTTP/1.1 204 \r\n"), "{out}");
+}
+
+#[test]
+fn a_426_keeps_its_upgrade_field() {
+    // RFC 9110 §15.5.22: a 426 must say which protocol is required.
+    let (_, out) = resp(
+        "HTTP/1.1 426 Upgrade Required\r\nUpgrade: TLS/1.2, HTTP/1.1\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert!(out.contains("\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n"), "{out}");
+    assert!(out.contains("\r\nConnection: upgrade\r\n"), "{out}");
+    // Any other status loses it, as a hop-by-hop field.
+    let (_, out) = resp(
+        "HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert!(!out.to_ascii_lowercase().contains("upgrade"), "{out}");
 }
 
 #[test]
