@@ -2359,7 +2359,7 @@ impl Reactor {
                 rd: Readiness::default(),
                 phase: ProbePhase::Connecting,
                 out,
-                input: Buf::with_capacity(1024),
+                input: Buf::with_capacity(probe::MAX_HEAD),
                 since,
                 timer: None,
             }),
