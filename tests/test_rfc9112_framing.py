@@ -72,6 +72,9 @@ CL_CASES = [
     case("cl-overflow-long", (H + "Content-Length: " + "9" * 40 + "\r\n\r\n").encode() + b"hello" + SMUGGLED),
     # Fits a u64 but not an i64, as many backends hold lengths.
     case("cl-above-i64-max", (H + "Content-Length: 9223372036854775808\r\n\r\n").encode() + b"hello" + SMUGGLED),
+    case("cl-above-i64-max-after-zeros", (H + "Content-Length: 0009223372036854775808\r\n\r\n").encode() + b"hello" + SMUGGLED),
+    case("cl-differing-after-zeros", (H + "Content-Length: 005\r\nContent-Length: 006\r\n\r\n").encode() + b"hello!" + SMUGGLED),
+    case("cl-zeros-then-sign", (H + "Content-Length: 00+5\r\n\r\n").encode() + b"hello" + SMUGGLED),
 ]
 
 CHUNK = H + "Transfer-Encoding: chunked\r\n\r\n"
@@ -226,6 +229,9 @@ ACCEPTED = [
     pytest.param("Content-Length: 5\r\nContent-Length: 5\r\n", b"hello", id="cl-identical-fields"),
     pytest.param("Content-Length:\t5 \r\n", b"hello", id="cl-ows"),
     pytest.param("Content-Length: 005\r\n", b"hello", id="cl-leading-zeros"),
+    # 20 digits, 1 of them significant (as nginx and HAProxy).
+    pytest.param("Content-Length: 00000000000000000005\r\n", b"hello", id="cl-20-digits"),
+    pytest.param("Content-Length: 5, 005\r\nContent-Length: 0005\r\n", b"hello", id="cl-equal-values-folded"),
 ]
 
 
@@ -243,6 +249,8 @@ def test_valid_framing_variants_are_forwarded_once_and_well_framed(scripted_back
     reqs = backend_requests(sb)
     assert [(r.method, r.target, r.body) for r in reqs] == [("POST", "/p", b"hello"), ("GET", "/next", b"")], reqs
     assert reqs[0].chunk_exts == [], f"chunk extensions are per hop and are not forwarded: {reqs[0]!r}"
+    if "Content-Length" in fields:
+        assert reqs[0].header_all("content-length") == ["5"], f"length not forwarded as one plain value: {reqs[0]!r}"
 
 
 @pytest.mark.parametrize("te", ["gzip, chunked", "identity, chunked", "deflate,chunked"])
@@ -470,8 +478,18 @@ def test_response_chunk_sizes_with_leading_zeros_are_accepted(scripted_backend_f
     assert len(sb.conns) == 1, "the backend connection was dropped after a valid response"
 
 
-def test_response_identical_content_lengths_are_folded(scripted_backend_factory, ekilibri_factory):
-    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\nhello"
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(b"Content-Length: 5, 5\r\nContent-Length: 5\r\n", id="identical"),
+        pytest.param(b"Content-Length: 00000000000000000005\r\n", id="20-digits"),
+        pytest.param(b"Content-Length: 5, 005\r\nContent-Length: 0005\r\n", id="equal-values"),
+    ],
+)
+def test_response_content_lengths_are_folded_without_leading_zeros(scripted_backend_factory, ekilibri_factory, fields):
+    """Equal values are folded (compared as numbers) and the client gets
+    one Content-Length without leading zeros."""
+    reply = b"HTTP/1.1 200 OK\r\n" + fields + b"\r\nhello"
     lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
     with connect(lb) as c:
         c.send(FIRST)
