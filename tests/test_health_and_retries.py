@@ -12,6 +12,7 @@ minute. Log lines checked (ekilibri's stderr, RUST_LOG=info):
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ import pytest
 
 import harness
 from rawhttp import ConnectionClosed, HttpConnection, request_once
+from test_admin import admin_addr
 
 # ------------------------------------------------------------------ helpers
 
@@ -325,6 +327,63 @@ def test_health_check_status_classes(backend_factory, ekilibri_factory, raw_back
         assert {r.header("X-Backend") for r in resps} == {"b1", "probed"}, describe_statuses(resps)
     else:
         wait_until(lambda: out_lines(lb, rb.addr), 2.0, f"backend answering {status} to /health still in rotation")
+
+
+def answers_health_with(answer: bytes):
+    """A script that serves requests as the default one does, but answers
+    /health with `answer` and then sends nothing more."""
+
+    def script(bc) -> None:
+        while True:
+            req = bc.read_request(timeout=30)
+            if req is None:
+                return
+            if req.target == "/health":
+                bc.send(answer)
+                bc.wait_closed(timeout=30)
+                return
+            bc.send(harness.ok_response(b"ok", f"X-Backend: {bc.owner.name}\r\n"))
+
+    return script
+
+
+def in_rotation(admin: str) -> dict[str, bool]:
+    status = json.loads(request_once(admin, "GET", "/status.json").body)
+    return {b["address"]: b["in_rotation"] for b in status["backends"]}
+
+
+def test_health_answer_that_stalls_after_the_status_line_takes_backend_out(
+    backend_factory, ekilibri_factory, scripted_backend_factory
+):
+    """A 200 status line is not a healthy answer until the head is complete:
+    a /health that stalls after `HTTP/1.1 200 OK\\r\\nContent-Len` fails
+    each probe by read_timeout, and the backend leaves rotation."""
+    (b1,) = backend_factory(1)
+    sb = scripted_backend_factory("stalls", answers_health_with(b"HTTP/1.1 200 OK\r\nContent-Len"))
+    lb = ekilibri_factory(
+        [b1, sb], admin_listen="127.0.0.1:0", max_fails=2, fail_window=60,
+        health_check_interval=100, read_timeout=200,
+    )
+    admin = admin_addr(lb)
+    wait_until(lambda: in_rotation(admin) == {b1.addr: True, sb.addr: False}, 5.0,
+               "backend whose /health stalls after the status line still in rotation")
+    (n, _, reason), = out_lines(lb, sb.addr)
+    assert n >= 2 and reason == "read timeout", out_lines(lb, sb.addr)
+    resps = get_many(lb.addr, 10)
+    assert {r.header("X-Backend") for r in resps} == {"b1"}, describe_statuses(resps)
+
+
+def test_health_answer_with_a_large_head_is_healthy(backend_factory, ekilibri_factory, scripted_backend_factory):
+    """A probe reads heads up to 8 KiB: a /health answer with 4 KiB of
+    fields keeps its backend in rotation."""
+    (b1,) = backend_factory(1)
+    answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 4096 + b"\r\nContent-Length: 0\r\n\r\n"
+    sb = scripted_backend_factory("big", answers_health_with(answer))
+    lb = ekilibri_factory([b1, sb], max_fails=2, fail_window=60, health_check_interval=100)
+    wait_until(lambda: len([r for r in sb.requests() if r.target == "/health"]) >= 4, 3.0, "fewer than 4 probes")
+    assert out_lines(lb, sb.addr) == [], "a /health answer with a 4 KiB head took the backend out"
+    resps = get_many(lb.addr, 10)
+    assert {r.header("X-Backend") for r in resps} == {"b1", "big"}, describe_statuses(resps)
 
 
 def test_transition_logged_once_while_state_holds(backend_factory, ekilibri_factory):

@@ -72,6 +72,9 @@ CL_CASES = [
     case("cl-overflow-long", (H + "Content-Length: " + "9" * 40 + "\r\n\r\n").encode() + b"hello" + SMUGGLED),
     # Fits a u64 but not an i64, as many backends hold lengths.
     case("cl-above-i64-max", (H + "Content-Length: 9223372036854775808\r\n\r\n").encode() + b"hello" + SMUGGLED),
+    case("cl-above-i64-max-after-zeros", (H + "Content-Length: 0009223372036854775808\r\n\r\n").encode() + b"hello" + SMUGGLED),
+    case("cl-differing-after-zeros", (H + "Content-Length: 005\r\nContent-Length: 006\r\n\r\n").encode() + b"hello!" + SMUGGLED),
+    case("cl-zeros-then-sign", (H + "Content-Length: 00+5\r\n\r\n").encode() + b"hello" + SMUGGLED),
 ]
 
 CHUNK = H + "Transfer-Encoding: chunked\r\n\r\n"
@@ -84,6 +87,10 @@ CHUNKED_CASES = [
     case("size-empty", CHUNK.encode() + b"\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-overflow", CHUNK.encode() + b"10000000000000005\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-above-i64-max", CHUNK.encode() + b"8000000000000000\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    case("size-above-i64-max-after-zeros", CHUNK.encode() + b"00008000000000000000\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    # Leading zeros are bounded too: at most 1024 digits in all.
+    case("size-too-many-zeros", CHUNK.encode() + b"0" * 5000 + b"5\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    case("last-chunk-too-many-zeros", CHUNK.encode() + b"5\r\nhello\r\n" + b"0" * 5000 + b"\r\n\r\n" + SMUGGLED),
     case("size-shorter-than-data", CHUNK.encode() + b"3\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-longer-than-data", CHUNK.encode() + b"7\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("no-crlf-after-data", CHUNK.encode() + b"5\r\nhello0\r\n\r\n" + SMUGGLED),
@@ -210,11 +217,21 @@ ACCEPTED = [
     pytest.param("Transfer-Encoding: chunked\r\n", b"5;a=b;c=\"d e\"\r\nhello\r\n0;last\r\n\r\n", id="chunk-extensions"),
     pytest.param("Transfer-Encoding: chunked\r\n", b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n", id="two-chunks"),
     pytest.param("Transfer-Encoding: chunked\r\n", b"0005\r\nhello\r\n0000\r\n\r\n", id="size-leading-zeros"),
+    # More than 16 digits, at most 16 of them significant (as nginx and HAProxy).
+    pytest.param(
+        "Transfer-Encoding: chunked\r\n", b"00000000000000005\r\nhello\r\n000000000000000000\r\n\r\n", id="size-17-digits"
+    ),
+    pytest.param(
+        "Transfer-Encoding: chunked\r\n", b"0" * 1023 + b"5\r\nhello\r\n" + b"0" * 1024 + b"\r\n\r\n", id="size-1024-digits"
+    ),
     pytest.param("Content-Length: 5\r\n", b"hello", id="cl"),
     pytest.param("Content-Length: 5, 5\r\n", b"hello", id="cl-identical-list"),
     pytest.param("Content-Length: 5\r\nContent-Length: 5\r\n", b"hello", id="cl-identical-fields"),
     pytest.param("Content-Length:\t5 \r\n", b"hello", id="cl-ows"),
     pytest.param("Content-Length: 005\r\n", b"hello", id="cl-leading-zeros"),
+    # 20 digits, 1 of them significant (as nginx and HAProxy).
+    pytest.param("Content-Length: 00000000000000000005\r\n", b"hello", id="cl-20-digits"),
+    pytest.param("Content-Length: 5, 005\r\nContent-Length: 0005\r\n", b"hello", id="cl-equal-values-folded"),
 ]
 
 
@@ -232,6 +249,8 @@ def test_valid_framing_variants_are_forwarded_once_and_well_framed(scripted_back
     reqs = backend_requests(sb)
     assert [(r.method, r.target, r.body) for r in reqs] == [("POST", "/p", b"hello"), ("GET", "/next", b"")], reqs
     assert reqs[0].chunk_exts == [], f"chunk extensions are per hop and are not forwarded: {reqs[0]!r}"
+    if "Content-Length" in fields:
+        assert reqs[0].header_all("content-length") == ["5"], f"length not forwarded as one plain value: {reqs[0]!r}"
 
 
 @pytest.mark.parametrize("te", ["gzip, chunked", "identity, chunked", "deflate,chunked"])
@@ -385,6 +404,7 @@ BAD_REPLIES = [
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n", id="chunk-size-plus"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", id="chunk-size-0x"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", id="chunk-size-overflow"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 5000 + b"5\r\nhello\r\n0\r\n\r\n", id="chunk-size-too-many-zeros"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", id="chunk-size-short"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello0\r\n\r\n", id="chunk-no-crlf"),
     pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"e" * 5000 + b"\r\nhello\r\n0\r\n\r\n", id="chunk-ext-too-long"),
@@ -435,8 +455,41 @@ def test_response_with_te_and_cl_is_framed_by_te_and_cl_dropped(scripted_backend
         assert r2.status == 200 and r2.body == b"origin GET /again 0\n", r2
 
 
-def test_response_identical_content_lengths_are_folded(scripted_backend_factory, ekilibri_factory):
-    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\nhello"
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param(b"00000000000000005\r\nhello\r\n000000000000000000\r\n\r\n", id="17-digits"),
+        pytest.param(b"0" * 1023 + b"5\r\nhello\r\n" + b"0" * 1024 + b"\r\n\r\n", id="1024-digits"),
+    ],
+)
+def test_response_chunk_sizes_with_leading_zeros_are_accepted(scripted_backend_factory, ekilibri_factory, chunks):
+    """Leading zeros are not significant digits: a response chunk size of
+    17 digits, value 5, is read as 5 (nginx and HAProxy accept it), and the
+    backend connection stays in use."""
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+    lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
+    with connect(lb) as c:
+        c.send(FIRST)
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"hello" and r.framing == "chunked", r
+        c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        r2 = c.read_response()
+        assert r2.status == 200 and r2.body == b"origin GET /again 0\n", r2
+    assert len(sb.conns) == 1, "the backend connection was dropped after a valid response"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(b"Content-Length: 5, 5\r\nContent-Length: 5\r\n", id="identical"),
+        pytest.param(b"Content-Length: 00000000000000000005\r\n", id="20-digits"),
+        pytest.param(b"Content-Length: 5, 005\r\nContent-Length: 0005\r\n", id="equal-values"),
+    ],
+)
+def test_response_content_lengths_are_folded_without_leading_zeros(scripted_backend_factory, ekilibri_factory, fields):
+    """Equal values are folded (compared as numbers) and the client gets
+    one Content-Length without leading zeros."""
+    reply = b"HTTP/1.1 200 OK\r\n" + fields + b"\r\nhello"
     lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
     with connect(lb) as c:
         c.send(FIRST)

@@ -13,14 +13,16 @@
 //! ```text
 //! chunked-body   = *chunk last-chunk trailer-section CRLF
 //! chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
-//! chunk-size     = 1*16HEXDIG                     ; no sign, no "0x"
-//! last-chunk     = 1*16("0") [ chunk-ext ] CRLF
+//! chunk-size     = 1*HEXDIG                       ; no sign, no "0x"
+//! last-chunk     = 1*("0") [ chunk-ext ] CRLF
 //! chunk-ext      = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
 //! ext-val        = token / quoted-string
 //! trailer-section = *( field-name ":" field-value CRLF )
 //! ```
 //!
-//! Line endings must be CRLF; a bare LF is rejected. Extensions are checked
+//! A chunk size is at most `i64::MAX` (16 significant hex digits); leading
+//! zeros are accepted, up to [`MAX_SIZE_DIGITS`] digits in all. Line
+//! endings must be CRLF; a bare LF is rejected. Extensions are checked
 //! and skipped, at most [`MAX_EXTENSION_LEN`] bytes per chunk-size line.
 //! Trailer field lines are kept (at most [`TRAILER_CAPACITY`] bytes) and can
 //! be read with [`ChunkedDecoder::trailers`]; obsolete line folding is
@@ -29,8 +31,11 @@
 use std::fmt;
 use std::ops::Range;
 
-/// Maximum number of hex digits in a chunk size (enough for any `u64`).
-pub const MAX_SIZE_DIGITS: u8 = 16;
+/// Maximum number of hex digits in a chunk size, leading zeros included
+/// (the value itself has at most 16 significant digits: it is at most
+/// `i64::MAX`). Bounds a chunk-size line as [`MAX_EXTENSION_LEN`] bounds
+/// its extensions.
+pub const MAX_SIZE_DIGITS: u16 = 1024;
 
 /// Maximum number of bytes of chunk extensions (including the whitespace
 /// and `;` that introduce them) on one chunk-size line.
@@ -52,7 +57,8 @@ pub enum ChunkedError {
     /// The chunk size is empty or contains something other than hex digits
     /// (a sign, `0x`, whitespace not followed by an extension, ...).
     BadSize,
-    /// The chunk size has more than 16 hex digits (it may not fit a `u64`).
+    /// The chunk size is above `i64::MAX` (more than 16 significant hex
+    /// digits), or has more than [`MAX_SIZE_DIGITS`] digits in all.
     SizeOverflow,
     /// A chunk extension is syntactically invalid.
     BadExtension,
@@ -170,8 +176,8 @@ pub struct ChunkedDecoder {
     state: State,
     /// Chunk size being parsed.
     size: u64,
-    /// Hex digits read for `size`.
-    digits: u8,
+    /// Hex digits read for `size`, leading zeros included.
+    digits: u16,
     /// Bytes of chunk extension on the current line.
     ext_len: usize,
     /// Chunk data bytes left in the current chunk.
@@ -343,8 +349,9 @@ impl ChunkedDecoder {
             },
             State::Size => {
                 if let Some(v) = hex_value(b) {
-                    // At most 16 digits, and a size that fits an i64: a
-                    // next hop may well hold it signed.
+                    // A size that fits an i64 (a next hop may well hold
+                    // it signed), so at most 16 significant digits; leading
+                    // zeros up to MAX_SIZE_DIGITS digits in all.
                     if self.digits >= MAX_SIZE_DIGITS || self.size >= 1 << 59 {
                         return Err(ChunkedError::SizeOverflow);
                     }
@@ -736,6 +743,52 @@ mod tests {
         assert_eq!(dec.remaining, 16);
     }
 
+    #[test]
+    fn leading_zeros_do_not_count_as_significant_digits() {
+        // 17 and 18 digits, values 5 and 0 (nginx and HAProxy accept them).
+        let (data, _, done) =
+            decode_all(b"00000000000000005\r\nhello\r\n000000000000000000\r\n\r\n").unwrap();
+        assert!(done);
+        assert_eq!(data, b"hello");
+        let mut dec = ChunkedDecoder::new();
+        dec.step(b"00000000000000007fffffffffffffff\r\n").unwrap();
+        assert_eq!(dec.remaining, i64::MAX as u64);
+        // Still at most 2^63 - 1, however many zeros come first.
+        assert_eq!(
+            err(b"010000000000000000\r\nx\r\n"),
+            ChunkedError::SizeOverflow
+        );
+        assert_eq!(
+            err(b"00008000000000000000\r\nx\r\n"),
+            ChunkedError::SizeOverflow
+        );
+    }
+
+    #[test]
+    fn size_digits_are_bounded_leading_zeros_included() {
+        let max = usize::from(MAX_SIZE_DIGITS);
+        // MAX_SIZE_DIGITS digits in all, in a chunk size and in the last
+        // chunk, are accepted.
+        let mut ok = vec![b'0'; max - 1];
+        ok.extend_from_slice(b"1\r\nx\r\n");
+        ok.extend(std::iter::repeat_n(b'0', max));
+        ok.extend_from_slice(b"\r\n\r\n");
+        let (data, consumed, done) = decode_all(&ok).unwrap();
+        assert!(done && consumed == ok.len());
+        assert_eq!(data, b"x");
+        // One digit more is refused as soon as it comes, so a line of a
+        // million zeros is not read to its end.
+        let mut dec = ChunkedDecoder::new();
+        let zeros = vec![b'0'; 1_000_000];
+        assert_eq!(dec.step(&zeros), Err(ChunkedError::SizeOverflow));
+        let mut bad = vec![b'0'; max];
+        bad.extend_from_slice(b"1\r\nx\r\n0\r\n\r\n");
+        assert_eq!(err(&bad), ChunkedError::SizeOverflow);
+        bad.truncate(max);
+        bad.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(err(&bad), ChunkedError::SizeOverflow);
+    }
+
     fn err(input: &[u8]) -> ChunkedError {
         decode_all(input).unwrap_err()
     }
@@ -753,10 +806,6 @@ mod tests {
         assert_eq!(err(b"1 x\r\n"), ChunkedError::BadSize);
         assert_eq!(err(b"g\r\n"), ChunkedError::BadSize);
         assert_eq!(err(b"1g\r\n"), ChunkedError::BadSize);
-        assert_eq!(
-            err(b"00000000000000001\r\nx\r\n"),
-            ChunkedError::SizeOverflow
-        );
         assert_eq!(err(b"ffffffffffffffffff\r\n"), ChunkedError::SizeOverflow);
         assert_eq!(err(b"10000000000000000\r\n"), ChunkedError::SizeOverflow);
         // Beyond i64::MAX, which a next hop may hold sizes in.

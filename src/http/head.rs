@@ -831,18 +831,28 @@ fn parse_hop_count(v: &[u8]) -> Option<u64> {
     )
 }
 
-/// Parses a Content-Length value: digits only; a list of identical values
-/// (`5, 5`) is folded into one (RFC 9110 §8.6).
+/// A `1*DIGIT` value of at most 19 digits (the significant digits of a
+/// `Content-Length`).
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit)).then(|| {
+        v.iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// Parses a Content-Length value: digits only, any number of leading
+/// zeros (as nginx and HAProxy accept); a list of identical values (`5, 5`,
+/// `5, 005`) is folded into one (RFC 9110 §8.6).
 fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
     let mut value: Option<u64> = None;
     for part in v.split(|&b| b == b',') {
         let part = trim(part);
-        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+        // Leading zeros are not significant digits (`000` keeps one).
+        let zeros = part.iter().take_while(|&&d| d == b'0').count();
+        let significant = &part[zeros.min(part.len().saturating_sub(1))..];
+        let Some(n) = parse_decimal(significant) else {
             return Err(HeadError::Malformed("invalid Content-Length"));
-        }
-        let n = part
-            .iter()
-            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        };
         if n > i64::MAX as u64 {
             // A length no signed 64-bit parser downstream can hold.
             return Err(HeadError::Malformed("invalid Content-Length"));

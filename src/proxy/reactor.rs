@@ -2365,7 +2365,7 @@ impl Reactor {
                 rd: Readiness::default(),
                 phase: ProbePhase::Connecting,
                 out,
-                input: Buf::with_capacity(1024),
+                input: Buf::with_capacity(probe::MAX_HEAD),
                 since,
                 timer: None,
             }),

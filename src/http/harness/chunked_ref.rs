@@ -172,7 +172,11 @@ pub fn decode(input: &[u8]) -> RefOutcome {
     loop {
         // chunk-size line
         let digits = input[pos..].iter().take_while(|&&b| is_hex(b)).count();
-        if digits > usize::from(MAX_SIZE_DIGITS) {
+        let significant = input[pos..pos + digits]
+            .iter()
+            .skip_while(|&&b| b == b'0')
+            .count();
+        if digits > usize::from(MAX_SIZE_DIGITS) || significant > 16 {
             return RefOutcome::Invalid { data };
         }
         if digits == 0 {
@@ -330,5 +334,14 @@ mod tests {
         assert!(matches!(decode(b"5;a \r\n"), RefOutcome::Invalid { .. }));
         assert!(matches!(decode(b"5\nhello"), RefOutcome::Invalid { .. }));
         assert!(matches!(decode(b"0\r\nT\r\n"), RefOutcome::Invalid { .. }));
+        // Leading zeros are not significant digits.
+        assert_eq!(
+            done(b"00000000000000005\r\nhello\r\n000000000000000000\r\n\r\n").0,
+            b"hello"
+        );
+        assert!(matches!(
+            decode(b"010000000000000000\r\nx"),
+            RefOutcome::Invalid { .. }
+        ));
     }
 }

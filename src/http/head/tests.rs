@@ -81,6 +81,66 @@ fn bodies_are_framed() {
 }
 
 #[test]
+fn content_length_leading_zeros_are_not_significant() {
+    // 20 digits, value 5 (nginx and HAProxy accept it); any number of zeros.
+    assert_eq!(parse_content_length(b"00000000000000000005"), Ok(5));
+    assert_eq!(parse_content_length(&[b'0'; 1000]), Ok(0));
+    assert_eq!(parse_content_length(b"0"), Ok(0));
+    assert_eq!(
+        parse_content_length(b"0009223372036854775807"),
+        Ok(i64::MAX as u64)
+    );
+    // Folding compares values: `5` and `005` are the same length.
+    assert_eq!(parse_content_length(b"5, 005"), Ok(5));
+    assert_eq!(
+        parse_content_length(b"005, 6"),
+        Err(HeadError::Malformed("conflicting Content-Length"))
+    );
+    for bad in [
+        &b"0009223372036854775808"[..],
+        b"0099999999999999999999",
+        b"00+5",
+        b"+005",
+        b"-0",
+        b"00 5",
+        b"0x5",
+        b"005a",
+        b"",
+        b"0, ",
+    ] {
+        assert_eq!(
+            parse_content_length(bad),
+            Err(HeadError::Malformed("invalid Content-Length")),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn content_length_is_forwarded_without_leading_zeros() {
+    let (h, out) =
+        req("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 00000000000000000005\r\n\r\n").unwrap();
+    assert_eq!(h.framing, Framing::Length(5));
+    assert!(out.contains("\r\nContent-Length: 5\r\n"), "{out}");
+    let (h, out) =
+        req("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 005\r\n\r\n")
+            .unwrap();
+    assert_eq!(h.framing, Framing::Length(5));
+    assert_eq!(out.matches("Content-Length").count(), 1, "{out}");
+    assert!(
+        req("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 005\r\nContent-Length: 006\r\n\r\n")
+            .is_err()
+    );
+    let (h, out) = resp(
+        "HTTP/1.1 200 OK\r\nContent-Length: 00000000000000000003\r\n\r\n",
+        CTX11,
+    )
+    .unwrap();
+    assert_eq!(h.framing, Framing::Length(3));
+    assert!(out.contains("\r\nContent-Length: 3\r\n"), "{out}");
+}
+
+#[test]
 fn smuggling_shapes_are_rejected() {
     for raw in [
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
