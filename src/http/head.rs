@@ -1343,11 +1343,16 @@ pub fn rewrite_response_if_complete(
     // The reason phrase as sent: httparse gives "" for one with obs-text
     // (bytes 0x80-0xFF), which RFC 9112 §4 allows and nginx and HAProxy
     // pass on. (httparse checked its bytes; `HTTP/1.x 200 ` is 13 long.)
-    let status_line = &input[..memchr(b'\n', input).unwrap_or(0)];
-    let status_line = status_line.strip_suffix(b"\r").unwrap_or(status_line);
-    let reason: &[u8] = match status_line.get(12) {
-        Some(b' ') => &status_line[13..],
-        _ => b"",
+    let reason: &[u8] = match resp.reason {
+        Some(r) if !r.is_empty() => r.as_bytes(),
+        _ => {
+            let status_line = &input[..memchr(b'\n', input).unwrap_or(0)];
+            let status_line = status_line.strip_suffix(b"\r").unwrap_or(status_line);
+            match status_line.get(12) {
+                Some(b' ') => &status_line[13..],
+                _ => b"",
+            }
+        }
     };
     let mut facts = FieldFacts::default();
     facts.collect(resp.headers)?;
