@@ -393,11 +393,12 @@ def test_fragment_in_request_target_is_rejected(scripted_backend_factory, ekilib
 
 
 def test_interim_flood_to_a_client_that_does_not_read_is_held_back(scripted_backend_factory, ekilibri_factory):
-    """A backend sends thousands of 1xx responses (20 MiB) to a client that
-    is not reading yet. The proxy must apply backpressure, not buffer them:
-    its memory stays flat, other clients are served meanwhile, and when the
-    client reads it gets every interim response and then the final one."""
-    n, pad = 20_000, b"p" * 1000
+    """A backend sends the most interim responses the proxy relays (100, of
+    16 KB each) to a client that is not reading yet. The proxy must apply
+    backpressure, not buffer them: its memory stays flat, other clients are
+    served meanwhile, and when the client reads it gets every interim
+    response and then the final one."""
+    n, pad = 100, b"p" * 16_000
     interim = b"HTTP/1.1 102 Processing\r\nX-Pad: " + pad + b"\r\n\r\n"
 
     def script(bc):
@@ -459,3 +460,27 @@ def test_response_fields_the_rfc_requires_are_passed_on(scripted_backend_factory
         c.send(get("/"))
         r = c.read_response()
     assert r.body == b"ok" and check(r), r
+
+
+def test_a_flood_of_interim_responses_ends_in_502(scripted_backend_factory, ekilibri_factory):
+    """Each 1xx restarts the backend's read timer, so a backend that sends
+    them and never a final response would hold the request for good: after
+    100 of them the reply counts as bad, and the client gets a 502 (not the
+    504 of a timeout, which never came: the backend kept sending)."""
+
+    def script(bc):
+        if bc.read_head() is None:
+            return
+        try:
+            for _ in range(150):
+                bc.send(b"HTTP/1.1 102 Processing\r\n\r\n")
+                time.sleep(0.005)
+        except OSError:
+            return
+        bc.wait_closed(timeout=10)
+
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, script, read_timeout=300)
+    with connect(lb, timeout=15) as c:
+        c.send(get("/slow"))
+        r = c.read_response()
+    assert r.status == 502, r

@@ -132,6 +132,8 @@ pub(super) struct Exchange {
     pub final_started: bool,
     /// A `100 Continue` was relayed: the client sends its body.
     pub continue_sent: bool,
+    /// Interim (1xx) responses received so far.
+    pub interim: u16,
     /// Backends tried so far, the current one last.
     pub tried: Tried,
     /// When the exchange started (for the response time), at full precision.

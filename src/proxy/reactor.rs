@@ -65,6 +65,11 @@ const SHUTDOWN_TIMER: u64 = (1 << 62) | 1;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a closing client connection is drained before it is closed.
 const LINGER: Duration = Duration::from_secs(2);
+/// Interim (1xx) responses a backend may send before its final one; one
+/// more is a bad response (502). HAProxy and nginx relay a handful at most
+/// (`100`, `102`, `103`); a backend sending `102 Processing` every few
+/// seconds stays well within it.
+const MAX_INTERIM: u16 = 100;
 /// How long, in all, the rest of a request body is read and dropped after
 /// the backend went away from a complete keep-alive answer (nginx's
 /// `lingering_time`); then the connection closes.
@@ -1849,6 +1854,7 @@ impl Reactor {
             resp_started: false,
             final_started: false,
             continue_sent: false,
+            interim: 0,
             tried,
             started_at: self.precise,
             observed: false,
@@ -2974,6 +2980,14 @@ fn relay_response(
                     return Ok(true);
                 }
                 if (100..200).contains(&head.status) {
+                    // Each interim response restarts the backend's read
+                    // timer: without a limit, a backend that sends them
+                    // and never a final response would hold the request
+                    // for good.
+                    ex.interim += 1;
+                    if ex.interim > MAX_INTERIM {
+                        return Err(ProxyError::BadResponse);
+                    }
                     ex.continue_sent |= head.status == 100 && client_out.len() > before;
                     ex.resp = ResponsePhase::Head(HeadScan::default());
                     continue;
