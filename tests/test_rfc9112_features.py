@@ -475,3 +475,26 @@ def test_crlf_after_a_body_does_not_start_the_header_timer(scripted_backend_fact
         assert c.pending(1.0) == b"", "something came on the idle connection"
         c.send(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         assert c.read_response().status == 200
+
+
+def test_requests_answered_by_the_proxy_do_not_move_round_robin(backend_factory, ekilibri_factory):
+    """A TRACE with Max-Forwards: 0 (answered by the proxy) and a rejected
+    request reach no backend, so round robin must not move on for them:
+    the GETs around them still alternate between the two backends."""
+    b1, b2 = backend_factory(2)
+    lb = ekilibri_factory([b1, b2], strategy="RoundRobin")
+    got = []
+    with connect(lb) as c:
+        for _ in range(4):
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got.append(c.read_response().header("X-Backend"))
+            c.send(b"TRACE / HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n")
+            assert c.read_response().status == 200
+    for _ in range(4):
+        with connect(lb) as bad:
+            bad.send(b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert bad.read_response().status == 400
+        with connect(lb) as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got.append(c.read_response().header("X-Backend"))
+    assert all(a != b for a, b in zip(got, got[1:])), got

@@ -76,6 +76,9 @@ pub struct RequestHead {
     /// A `TRACE` or `OPTIONS` request with `Max-Forwards: 0`: ekilibri is
     /// its final recipient and answers it itself (RFC 9110 §7.6.2).
     pub final_hop: bool,
+    /// The head went out with `Host: <default_host>` (an HTTP/1.0 request
+    /// without `Host`): it names the backend it was written for.
+    pub default_host: bool,
     /// Bytes of the head in the input, final CRLF included.
     pub len: usize,
 }
@@ -1227,6 +1230,7 @@ pub fn rewrite_request(
         keep_alive,
         expect_continue: facts.expect_continue && expect_forwarded,
         final_hop: max_forwards == Some(0),
+        default_host: authority.is_none() && facts.host_count == 0,
         hop_names: facts.hop_names(),
         upgrade: upgrade.then(|| {
             facts

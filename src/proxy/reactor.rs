@@ -1798,20 +1798,39 @@ impl Reactor {
 
     fn start_exchange(&mut self, ck: usize, len: usize) {
         self.budget.on_request(self.now);
-        let picked = self.pick(&Tried::default());
         let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
             return;
         };
         c.scan.reset();
         c.head_since = None;
         c.clean_close = false;
-        let default_host = picked.map_or("", |b| self.backends[b].host.as_str());
         let forwarded = self.cfg.forwarded_headers;
         let head = &c.inbuf.data()[..len];
-        let req = match rewrite_into(&mut self.scratch, head, c.peer, default_host, forwarded) {
+        let req = match rewrite_into(&mut self.scratch, head, c.peer, "", forwarded) {
             Ok(req) => req,
             Err(e) => return self.reject(ck, e),
         };
+        // A backend is picked only for a request that goes to one (not for
+        // a rejected one, nor one answered here: round robin moves on only
+        // when a backend gets a request).
+        let picked = if req.final_hop {
+            None
+        } else {
+            self.pick(&Tried::default())
+        };
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return;
+        };
+        if req.default_host
+            && let Some(b) = picked
+        {
+            // An HTTP/1.0 request without Host: it names the backend.
+            let host = self.backends[b].host.as_str();
+            let head = &c.inbuf.data()[..len];
+            if let Err(e) = rewrite_into(&mut self.scratch, head, c.peer, host, forwarded) {
+                return self.reject(ck, e);
+            }
+        }
         if req.final_hop {
             // TRACE or OPTIONS with Max-Forwards: 0, answered here; a body
             // (if any) is never read.
