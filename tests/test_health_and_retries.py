@@ -374,16 +374,36 @@ def test_health_answer_that_stalls_after_the_status_line_takes_backend_out(
 
 
 def test_health_answer_with_a_large_head_is_healthy(backend_factory, ekilibri_factory, scripted_backend_factory):
-    """A probe reads heads up to 8 KiB: a /health answer with 4 KiB of
-    fields keeps its backend in rotation."""
+    """A probe reads heads as large as a proxied response's may be: a
+    /health answer with 20 KiB of fields keeps its backend in rotation."""
     (b1,) = backend_factory(1)
-    answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 4096 + b"\r\nContent-Length: 0\r\n\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n"
     sb = scripted_backend_factory("big", answers_health_with(answer))
     lb = ekilibri_factory([b1, sb], max_fails=2, fail_window=60, health_check_interval=100)
     wait_until(lambda: len([r for r in sb.requests() if r.target == "/health"]) >= 4, 3.0, "fewer than 4 probes")
-    assert out_lines(lb, sb.addr) == [], "a /health answer with a 4 KiB head took the backend out"
+    assert out_lines(lb, sb.addr) == [], "a /health answer with a 20 KiB head took the backend out"
     resps = get_many(lb.addr, 10)
     assert {r.header("X-Backend") for r in resps} == {"b1", "big"}, describe_statuses(resps)
+
+
+def test_health_answer_followed_by_a_reset_is_healthy(backend_factory, ekilibri_factory, scripted_backend_factory):
+    """A server that answers /health and closes with SO_LINGER 0 (or with
+    the request unread) resets the connection right after its answer: the
+    complete healthy head that came first still counts."""
+
+    def script(bc) -> None:
+        while (req := bc.read_request(timeout=30)) is not None:
+            if req.target == "/health":
+                bc.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                bc.close(reset=True)
+                return
+            bc.send(harness.ok_response(b"ok", f"X-Backend: {bc.owner.name}\r\n"))
+
+    (b1,) = backend_factory(1)
+    sb = scripted_backend_factory("resets", script)
+    lb = ekilibri_factory([b1, sb], max_fails=2, fail_window=60, health_check_interval=50)
+    wait_until(lambda: len([r for r in sb.requests() if r.target == "/health"]) >= 20, 5.0, "fewer than 20 probes")
+    assert out_lines(lb, sb.addr) == [], "healthy answers followed by a reset took the backend out"
 
 
 def test_transition_logged_once_while_state_holds(backend_factory, ekilibri_factory):

@@ -15,8 +15,13 @@ use crate::http::head::HeadScan;
 use crate::time::Tick;
 
 /// Largest response head a probe reads (status line, fields and the empty
-/// line): the probe's input buffer. A longer head is a failure.
-pub(super) const MAX_HEAD: usize = 8 * 1024;
+/// line), as large as a proxied response's may be. A longer head is a
+/// failure.
+pub(super) const MAX_HEAD: usize = crate::buf::LARGE_BUF_SIZE;
+
+/// The probe's input buffer at first; it grows to [`MAX_HEAD`] for a head
+/// that does not fit.
+pub(super) const FIRST_READ: usize = 8 * 1024;
 
 /// Where a probe is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

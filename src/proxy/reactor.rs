@@ -2390,7 +2390,7 @@ impl Reactor {
                 rd: Readiness::default(),
                 phase: ProbePhase::Connecting,
                 out,
-                input: Buf::with_capacity(probe::MAX_HEAD),
+                input: Buf::with_capacity(probe::FIRST_READ),
                 since,
                 timer: None,
             }),
@@ -2432,9 +2432,25 @@ impl Reactor {
                 ProbePhase::Receiving => {
                     let (outcome, _) = read_into(&mut p.sock, &mut p.input, &mut p.rd);
                     if let IoOutcome::Error(_) = outcome {
-                        break Some(Err(FailureKind::Reset));
+                        // A whole head that came before the reset is
+                        // judged all the same (a server that closes with
+                        // the request unread resets the connection).
+                        break Some(if p.input.is_empty() {
+                            Err(FailureKind::Reset)
+                        } else {
+                            probe::verdict(p.input.data(), true).unwrap_or(Err(FailureKind::Reset))
+                        });
                     }
-                    break probe::verdict(p.input.data(), p.rd.read_eof);
+                    let verdict = probe::verdict(p.input.data(), p.rd.read_eof);
+                    if verdict.is_none()
+                        && p.input.is_full()
+                        && p.input.capacity() < probe::MAX_HEAD
+                    {
+                        // A head as large as a proxied one may be.
+                        p.input.grow_to(probe::MAX_HEAD);
+                        continue;
+                    }
+                    break verdict;
                 }
             }
         };
