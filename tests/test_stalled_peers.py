@@ -272,6 +272,34 @@ def test_backend_reading_an_upload_slowly_is_not_a_write_timeout(scripted_backen
     assert "write timeout" not in lb.log_path.read_text()
 
 
+def test_tunnel_to_a_backend_reading_slowly_stays_open(scripted_backend_factory, ekilibri_factory):
+    """The same inside a tunnel (after a 101): the client streams without
+    end, the backend reads 8 MiB of it at a steady 4 MB/s and then
+    answers, and keepalive_timeout (the limit on a tunnel with no traffic)
+    is 200 ms. Bytes are moving all the time, so the tunnel must stay open
+    until the backend has its 8 MiB."""
+    total = 8 * MiB
+    got = []
+
+    def script(bc):
+        bc.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        if bc.read_head() is None:
+            return
+        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        got.append(len(bc.buf) + paced_recv(bc.sock, total - len(bc.buf), 4_000_000))
+        bc.send(b"done")
+
+    sb = scripted_backend_factory("slow-tunnel", script)
+    lb = ekilibri_factory([sb], keepalive_timeout=200, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=30) as c:
+        c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        r = c.read_response(skip_interim=False)
+        assert r.status == 101, r
+        stream_forever(c.sock)
+        assert c.sock.recv(4) == b"done", f"the tunnel closed; the backend got {got}"
+    assert got == [total], got
+
+
 def test_client_reading_a_download_slowly_is_not_a_send_timeout(backend_factory, ekilibri_factory):
     """The same for a client downloading 8 MiB at a steady 4 MB/s with
     keepalive_timeout (the limit on a client that takes no bytes) at

@@ -816,9 +816,10 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// A `Max-Forwards` value (`1*DIGIT`), leading zeros aside; a number too
-/// large for a `u64` counts as `u64::MAX` (the proxy's own maximum: RFC
-/// 9110 §7.6.2 has it send the lesser of that and the value less one).
+/// A `Max-Forwards` value (`1*DIGIT`), leading zeros aside, at most
+/// 2^63 − 1: the proxy's own maximum (RFC 9110 §7.6.2 has it send the
+/// lesser of that and the value less one), which any signed 64-bit parser
+/// downstream holds.
 fn parse_hop_count(v: &[u8]) -> Option<u64> {
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -830,9 +831,13 @@ fn parse_hop_count(v: &[u8]) -> Option<u64> {
             .try_fold(0u64, |acc, &d| {
                 acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
             })
-            .unwrap_or(u64::MAX),
+            .map_or(MAX_HOPS, |n| n.min(MAX_HOPS)),
     )
 }
+
+/// The largest `Max-Forwards` ekilibri sends on, plus one (see
+/// [`parse_hop_count`]).
+const MAX_HOPS: u64 = i64::MAX as u64 + 1;
 
 /// A `1*DIGIT` value of at most 19 digits (the significant digits of a
 /// `Content-Length`).

@@ -267,6 +267,8 @@ enum Due {
     ClientSend,
     ClientLinger,
     Backend(ProxyError),
+    /// A tunnel (after a `101`) with no traffic either way.
+    TunnelIdle,
     PoolIdle,
     Probe(FailureKind),
     AdminIdle,
@@ -2494,7 +2496,8 @@ impl Reactor {
             Entry::Client(c) => match c.phase {
                 ClientPhase::Lingering(until) => Some((until, Due::ClientLinger)),
                 _ if !c.outbuf.is_empty() => {
-                    Some((c.last_out.after(cfg.keepalive_timeout), Due::ClientSend))
+                    let due = c.last_out.after(cfg.keepalive_timeout);
+                    Some((discard_limit(c, due), Due::ClientSend))
                 }
                 // Waiting for more of the request body: the client may not
                 // stall longer than it may take over a head (slow POST).
@@ -2516,11 +2519,7 @@ impl Reactor {
                     // `lingering_time`.
                     let last = c.last_in.max(c.last_out);
                     let stall = last.after(cfg.client_header_timeout);
-                    let due = match c.ex.as_ref().and_then(|ex| ex.discard_since) {
-                        Some(t) => stall.min(t.after(DISCARD_TIME)),
-                        None => stall,
-                    };
-                    Some((due, Due::ClientBody))
+                    Some((discard_limit(c, stall), Due::ClientBody))
                 }
                 _ if c.ex.is_some() => None,
                 _ => match c.head_since {
@@ -2547,9 +2546,10 @@ impl Reactor {
                 };
                 let ex = c.ex.as_ref()?;
                 if let ResponsePhase::Tunnel { .. } = ex.resp {
-                    let last = b.last_in.max(b.last_out);
-                    let e = ProxyError::ReadTimeout;
-                    return Some((last.after(cfg.keepalive_timeout), Due::Backend(e)));
+                    // Traffic on either side counts (a slow reader on one
+                    // side holds the other side's bytes back).
+                    let last = b.last_in.max(b.last_out).max(c.last_in).max(c.last_out);
+                    return Some((last.after(cfg.keepalive_timeout), Due::TunnelIdle));
                 }
                 // Not while the client holds the response back: backend
                 // bytes wait for room in the client's buffer (for a head,
@@ -2704,27 +2704,26 @@ impl Reactor {
     /// while a write would go through. Returns whether the timer is over
     /// (the write moved bytes, or the connection is gone).
     fn write_moves(&mut self, key: usize) -> bool {
-        let ck = match self.conns.get_mut(key) {
-            Some(Entry::Client(c)) => {
-                c.rd.writable = true;
-                key
-            }
-            Some(Entry::Backend(b)) => {
-                b.rd.writable = true;
-                match b.client {
-                    Some(ck) => ck,
-                    None => return false,
-                }
-            }
+        let ck = match self.conns.get(key) {
+            Some(Entry::Client(_)) => key,
+            Some(Entry::Backend(BackendConn {
+                client: Some(ck), ..
+            })) => *ck,
             _ => return false,
         };
+        // Both sides: a tunnel writes either way.
+        let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
+            return false;
+        };
+        c.rd.writable = true;
+        if let Some(bk) = c.backend
+            && let Some(Entry::Backend(b)) = self.conns.get_mut(bk)
+        {
+            b.rd.writable = true;
+        }
         self.drive(ck);
         match self.deadline(key) {
-            Some((t, Due::ClientSend | Due::Backend(ProxyError::WriteTimeout)))
-                if t <= self.now =>
-            {
-                false
-            }
+            Some((t, due)) if t <= self.now && writes_stalled(&due) => false,
             Some((t, _)) => {
                 self.arm(key, Some(t));
                 true
@@ -2734,11 +2733,7 @@ impl Reactor {
     }
 
     fn on_due(&mut self, key: usize, due: Due) {
-        if matches!(
-            due,
-            Due::ClientSend | Due::Backend(ProxyError::WriteTimeout)
-        ) && self.write_moves(key)
-        {
+        if writes_stalled(&due) && self.write_moves(key) {
             return;
         }
         match due {
@@ -2771,7 +2766,11 @@ impl Reactor {
                     self.close_entry(key);
                 }
             }
-            Due::Backend(err) => {
+            Due::Backend(_) | Due::TunnelIdle => {
+                let err = match due {
+                    Due::Backend(err) => err,
+                    _ => ProxyError::ReadTimeout,
+                };
                 if let Some(Entry::Backend(b)) = self.conns.get(key)
                     && let Some(ck) = b.client
                 {
@@ -3051,6 +3050,25 @@ fn relay_response(
             ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => return Ok(progress),
         }
     }
+}
+
+/// `due`, or the end of `DISCARD_TIME` if that comes first while the rest
+/// of a request body is dropped (whether the client is sending it or
+/// still taking its answer).
+fn discard_limit(c: &ClientConn, due: Tick) -> Tick {
+    match c.ex.as_ref().and_then(|ex| ex.discard_since) {
+        Some(t) => due.min(t.after(DISCARD_TIME)),
+        None => due,
+    }
+}
+
+/// Timers that say no byte moved to a peer that should take them: worth one
+/// more write before they fail (see `Reactor::write_moves`).
+fn writes_stalled(due: &Due) -> bool {
+    matches!(
+        due,
+        Due::ClientSend | Due::Backend(ProxyError::WriteTimeout) | Due::TunnelIdle
+    )
 }
 
 /// The backend of an ending exchange no longer has it in flight (unless
