@@ -74,6 +74,18 @@ def test_101_fields_get_431(scripted_backend_factory, ekilibri_factory):
     assert_rejected(lb, sb, b"GET / HTTP/1.1\r\nHost: x\r\n" + fields(100, 4) + b"\r\n", (431,))
 
 
+def test_head_request_that_times_out_gets_408_without_a_body(scripted_backend_factory, ekilibri_factory):
+    """The 408 answering an unfinished HEAD request is a head alone, as
+    every answer to HEAD is (RFC 9110 §9.3.2)."""
+    lb, _ = start(scripted_backend_factory, ekilibri_factory, client_header_timeout=300)
+    with socket.create_connection((lb.host, lb.port), timeout=5) as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n")
+        got = b""
+        while piece := s.recv(65536):
+            got += piece
+    assert got.startswith(b"HTTP/1.1 408 ") and got.endswith(b"\r\n\r\n"), got
+
+
 def test_trickled_head_gets_408_after_client_header_timeout(scripted_backend_factory, ekilibri_factory):
     lb, sb = start(scripted_backend_factory, ekilibri_factory, client_header_timeout=500)
     raw = b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 100 + b"\r\n\r\n"

@@ -2316,8 +2316,7 @@ impl Reactor {
             self.metrics
                 .on_parse_error(crate::ops::ParseErrorKind::from(e));
             // (A rejected HEAD request gets no body either.)
-            let data = c.inbuf.data();
-            let head_only = data[head::leading_empty_lines(data)..].starts_with(b"HEAD ");
+            let head_only = asks_head(c.inbuf.data());
             c.inbuf.clear();
             queue_error(
                 c,
@@ -2742,11 +2741,12 @@ impl Reactor {
                     .on_parse_error(crate::ops::ParseErrorKind::Timeout);
                 if let Some(Entry::Client(c)) = self.conns.get_mut(key) {
                     debug!("client {}: header timeout", c.peer);
+                    let head_only = asks_head(c.inbuf.data());
                     c.inbuf.clear();
                     queue_error(
                         c,
                         &mut self.bufs,
-                        (408, false),
+                        (408, head_only),
                         canned::Persistence::Close,
                         &self.date,
                     );
@@ -3050,6 +3050,12 @@ fn relay_response(
             ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => return Ok(progress),
         }
     }
+}
+
+/// Whether the (perhaps incomplete) request head in `input` is a `HEAD`
+/// request, whose answer has no body even when ekilibri makes it.
+fn asks_head(input: &[u8]) -> bool {
+    input[head::leading_empty_lines(input)..].starts_with(b"HEAD ")
 }
 
 /// `due`, or the end of `DISCARD_TIME` if that comes first while the rest
