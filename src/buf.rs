@@ -95,6 +95,13 @@ impl Buf {
         }
     }
 
+    /// Drops the bytes after the first `len` (the last ones put).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.tail = self.head + len;
+        }
+    }
+
     /// Empties the buffer.
     pub fn clear(&mut self) {
         self.head = 0;

@@ -13,6 +13,7 @@ minute. Log lines checked (ekilibri's stderr, RUST_LOG=info):
 from __future__ import annotations
 
 import json
+import socket
 import re
 import time
 from collections import Counter
@@ -105,6 +106,29 @@ def test_killed_backend_gives_clients_only_200s(backend_factory, ekilibri_factor
     assert {r.header("X-Backend") for r in resps} == {"b1", "b2"}, describe_statuses(resps)
     wait_until(lambda: out_lines(lb, b3.addr), 3.0, "no 'out of rotation' line for the killed b3")
     assert len(out_lines(lb, b3.addr)) == 1, out_lines(lb, b3.addr)
+
+
+def test_a_retried_http10_request_without_host_names_the_backend_it_reaches(
+    scripted_backend_factory, ekilibri_factory
+):
+    """An HTTP/1.0 request without Host is given `Host: <backend address>`.
+    When the first backend refuses the connection and the request is sent
+    to another, the Host must name that one, not the dead one."""
+    live = scripted_backend_factory("live")
+    dead = harness.dead_address()
+    lb = ekilibri_factory(
+        [dead, live], max_fails=1_000_000, health_check_interval=60_000,
+        retries=2, retry_budget_percent=100,
+    )
+    for _ in range(4):
+        with socket.create_connection((lb.host, lb.port), timeout=5) as s:
+            s.sendall(b"GET /x HTTP/1.0\r\n\r\n")
+            got = b""
+            while piece := s.recv(65536):
+                got += piece
+        assert got.startswith(b"HTTP/1.1 200 "), got
+    hosts = [r.header_all("host") for r in live.requests() if r.target == "/x"]
+    assert hosts == [[live.addr]] * 4, (hosts, dead)
 
 
 def test_retries_hide_a_dead_backend_before_health_checks_notice(backend_factory, ekilibri_factory):

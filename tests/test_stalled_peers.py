@@ -300,6 +300,27 @@ def test_tunnel_to_a_backend_reading_slowly_stays_open(scripted_backend_factory,
     assert got == [total], got
 
 
+def test_idle_tunnel_closes_without_blaming_the_backend(scripted_backend_factory, ekilibri_factory):
+    """A tunnel with no traffic either way closes after keepalive_timeout.
+    That is nobody's fault: nothing is logged against the backend (a
+    'read timeout' warning for every quiet WebSocket would be noise)."""
+
+    def script(bc):
+        if bc.read_head() is None:
+            return
+        bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        bc.wait_closed(timeout=10)
+
+    sb = scripted_backend_factory("quiet-tunnel", script)
+    lb = ekilibri_factory([sb], keepalive_timeout=300, **NO_PROBES)
+    with HttpConnection(lb.addr, timeout=10) as c:
+        c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        assert c.read_response(skip_interim=False).status == 101
+        assert c.wait_closed(5.0), "the idle tunnel stayed open"
+    time.sleep(0.1)
+    assert "WARN" not in lb.log_path.read_text(), lb.log_path.read_text()
+
+
 def test_client_reading_a_download_slowly_is_not_a_send_timeout(backend_factory, ekilibri_factory):
     """The same for a client downloading 8 MiB at a steady 4 MB/s with
     keepalive_timeout (the limit on a client that takes no bytes) at

@@ -41,6 +41,9 @@ pub(super) enum ProxyError {
     BadRequestBody,
     /// The client stalled in the middle of its request body.
     ClientTimeout,
+    /// A tunnel (after a `101`) had no traffic either way within
+    /// `keepalive_timeout`: it ends, nobody's fault.
+    TunnelIdle,
     /// No backend connection could be opened for a reason of this host's
     /// (out of file descriptors, memory or local ports): 503, and the
     /// backend is not blamed.
@@ -73,6 +76,7 @@ impl ProxyError {
             }
             ProxyError::BadRequestBody => "invalid request body",
             ProxyError::ClientTimeout => "client stalled in its request body",
+            ProxyError::TunnelIdle => "tunnel idle",
             ProxyError::NoResources => {
                 "cannot open a backend connection: this host is out of descriptors, memory or ports"
             }

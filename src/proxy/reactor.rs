@@ -1799,7 +1799,6 @@ impl Reactor {
     // ------------------------------------------------------------ exchanges
 
     fn start_exchange(&mut self, ck: usize, len: usize) {
-        self.budget.on_request(self.now);
         let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
             return;
         };
@@ -1818,6 +1817,8 @@ impl Reactor {
         let picked = if req.final_hop {
             None
         } else {
+            // (Only such requests count towards the retry budget.)
+            self.budget.on_request(self.now);
             self.pick(&Tried::default())
         };
         let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
@@ -2193,6 +2194,7 @@ impl Reactor {
                     .on_parse_error(crate::ops::ParseErrorKind::Timeout);
                 debug!("client: {}", err.describe())
             }
+            ProxyError::TunnelIdle => debug!("backend {addr}: {}", err.describe()),
             _ => warn!("backend {addr}: {}", err.describe()),
         }
     }
@@ -2221,9 +2223,9 @@ impl Reactor {
     /// within the retry limit and budget. Returns whether a retry is under
     /// way.
     fn retry(&mut self, ck: usize, carry: Carry) -> bool {
-        let (tried, head_held) = match self.conns.get(ck) {
+        let (tried, head_held, default_host) = match self.conns.get(ck) {
             Some(Entry::Client(ClientConn { ex: Some(ex), .. })) if !ex.resp_started => {
-                (ex.tried, ex.head_held)
+                (ex.tried, ex.head_held, ex.req.default_host)
             }
             _ => return false,
         };
@@ -2271,7 +2273,10 @@ impl Reactor {
             },
             _ => Buf::with_capacity(0),
         };
-        if carry != Carry::Unsent || old.is_none() {
+        // (Also a held head that names the backend it was written for, an
+        // HTTP/1.0 request without Host: it gets the new one's address.)
+        let names_old = default_host && head_held > 0;
+        if carry != Carry::Unsent || old.is_none() || names_old {
             let Some(Entry::Client(c)) = self.conns.get(ck) else {
                 return false;
             };
@@ -2281,6 +2286,10 @@ impl Reactor {
             if rewrite_into(&mut self.scratch, head, c.peer, host, forwarded).is_err() {
                 return false;
             }
+            // (The carried bytes, if any, are replaced: their storage
+            // goes back to the pool.)
+            out.clear();
+            self.bufs.reclaim(&mut out);
             out = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
         }
         if let Some(old) = old {
@@ -2295,7 +2304,7 @@ impl Reactor {
             self.backends[next].addr, self.backends[old_backend].addr
         );
         let pooled = carry != Carry::Head;
-        let swap = carry == Carry::Unsent && old.is_some();
+        let swap = carry == Carry::Unsent && old.is_some() && !names_old;
         let attached = self.attach(ck, next, &mut out, pooled, swap);
         out.clear();
         if self.scratch.capacity() == 0 {
@@ -2769,7 +2778,7 @@ impl Reactor {
             Due::Backend(_) | Due::TunnelIdle => {
                 let err = match due {
                     Due::Backend(err) => err,
-                    _ => ProxyError::ReadTimeout,
+                    _ => ProxyError::TunnelIdle,
                 };
                 if let Some(Entry::Backend(b)) = self.conns.get(key)
                     && let Some(ck) = b.client
@@ -3020,6 +3029,8 @@ fn relay_response(
                     // for good.
                     ex.interim += 1;
                     if ex.interim > MAX_INTERIM {
+                        // (Not relayed: it was queued above.)
+                        client_out.truncate(before);
                         return Err(ProxyError::BadResponse);
                     }
                     ex.continue_sent |= head.status == 100 && client_out.len() > before;
