@@ -83,6 +83,7 @@ CHUNKED_CASES = [
     case("size-minus", CHUNK.encode() + b"-5\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-0x", CHUNK.encode() + b"0x5\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-leading-space", CHUNK.encode() + b" 5\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    case("size-trailing-space", CHUNK.encode() + b"5 \r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-not-hex", CHUNK.encode() + b"g\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-empty", CHUNK.encode() + b"\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
     case("size-overflow", CHUNK.encode() + b"10000000000000005\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
@@ -460,12 +461,15 @@ def test_response_with_te_and_cl_is_framed_by_te_and_cl_dropped(scripted_backend
     [
         pytest.param(b"00000000000000005\r\nhello\r\n000000000000000000\r\n\r\n", id="17-digits"),
         pytest.param(b"0" * 1023 + b"5\r\nhello\r\n" + b"0" * 1024 + b"\r\n\r\n", id="1024-digits"),
+        pytest.param(b"5 \r\nhello\r\n0\t\r\n\r\n", id="whitespace-after-size"),
     ],
 )
 def test_response_chunk_sizes_with_leading_zeros_are_accepted(scripted_backend_factory, ekilibri_factory, chunks):
     """Leading zeros are not significant digits: a response chunk size of
     17 digits, value 5, is read as 5 (nginx and HAProxy accept it), and the
-    backend connection stays in use."""
+    backend connection stays in use. So is whitespace after a size, from a
+    backend only (nginx and HAProxy take it; the body is re-chunked, so no
+    one downstream reads that line)."""
     reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
     lb, sb = start(scripted_backend_factory, ekilibri_factory, reply_then_serve(reply))
     with connect(lb) as c:

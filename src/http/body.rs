@@ -82,6 +82,15 @@ impl BodyRelay {
         self
     }
 
+    /// A body from a backend: see [`ChunkedDecoder::lenient_size_end`].
+    pub fn from_backend(mut self) -> BodyRelay {
+        self.source = match self.source {
+            Source::Chunked(d) => Source::Chunked(d.lenient_size_end()),
+            other => other,
+        };
+        self
+    }
+
     /// The whole body has been written to the destination.
     pub fn is_done(&self) -> bool {
         self.done

@@ -184,6 +184,9 @@ pub struct ChunkedDecoder {
     remaining: u64,
     /// Raw trailer field lines, each with its CRLF.
     trailers: Vec<u8>,
+    /// Whitespace between a chunk size and its CRLF is accepted (see
+    /// [`ChunkedDecoder::lenient_size_end`]).
+    lenient: bool,
 }
 
 impl Default for ChunkedDecoder {
@@ -237,7 +240,18 @@ impl ChunkedDecoder {
             ext_len: 0,
             remaining: 0,
             trailers: Vec::new(),
+            lenient: false,
         }
+    }
+
+    /// Accepts whitespace between a chunk size and its CRLF (`2 \r\n`),
+    /// which the grammar does not allow but which nginx and HAProxy take
+    /// from backends. For responses only: the proxy re-chunks the body, so
+    /// nobody downstream reads that line; in a request it could be read
+    /// otherwise by the next server (a smuggling vector).
+    pub fn lenient_size_end(mut self) -> Self {
+        self.lenient = true;
+        self
     }
 
     /// Returns the decoder to the start of a new body, keeping the trailer
@@ -454,6 +468,10 @@ impl ChunkedDecoder {
                 }
                 // Whitespace after the size, with no extension: trailing
                 // whitespace in the chunk size.
+                Ext::SizeBws if self.lenient => {
+                    self.state = State::SizeLf;
+                    Ok(())
+                }
                 Ext::SizeBws => Err(ChunkedError::BadSize),
                 _ => Err(ChunkedError::BadExtension),
             };
@@ -791,6 +809,23 @@ mod tests {
 
     fn err(input: &[u8]) -> ChunkedError {
         decode_all(input).unwrap_err()
+    }
+
+    #[test]
+    fn a_lenient_decoder_takes_whitespace_after_a_size_and_nothing_else() {
+        let lenient = |input: &[u8]| feed(&mut ChunkedDecoder::new().lenient_size_end(), &[input]);
+        let (data, _, done) = lenient(b"2 \r\nok\r\n3\t \r\n!!!\r\n0 \r\n\r\n").unwrap();
+        assert_eq!((data.as_slice(), done), (&b"ok!!!"[..], true));
+        let (data, _, done) = lenient(b"2 ;a=b\r\nok\r\n0\r\n\r\n").unwrap();
+        assert_eq!((data.as_slice(), done), (&b"ok"[..], true));
+        assert_eq!(
+            lenient(b"2 x\r\nok\r\n").unwrap_err(),
+            ChunkedError::BadSize
+        );
+        assert_eq!(lenient(b" 2\r\nok\r\n").unwrap_err(), ChunkedError::BadSize);
+        assert_eq!(lenient(b"2 \nok\r\n").unwrap_err(), ChunkedError::BareLf);
+        // The strict decoder (requests) still refuses it.
+        assert_eq!(err(b"2 \r\nok\r\n0\r\n\r\n"), ChunkedError::BadSize);
     }
 
     #[test]

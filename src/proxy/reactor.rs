@@ -3039,7 +3039,9 @@ fn relay_response(
                 }
                 ex.resp_started = true;
                 ex.final_started = true;
-                let relay = BodyRelay::new(head.framing, head.out).dropping(head.hop_names);
+                let relay = BodyRelay::new(head.framing, head.out)
+                    .dropping(head.hop_names)
+                    .from_backend();
                 ex.resp = if relay.is_done() {
                     ResponsePhase::Done(head)
                 } else {
