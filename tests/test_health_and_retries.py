@@ -131,6 +131,22 @@ def test_a_retried_http10_request_without_host_names_the_backend_it_reaches(
     assert hosts == [[live.addr]] * 4, (hosts, dead)
 
 
+def test_rejected_requests_do_not_buy_retries(backend_factory, ekilibri_factory):
+    """The retry budget is a share of the requests sent to backends: 400s
+    (rejected by the proxy) do not count. With retry_budget_percent 10 and
+    no floor, ten rejected requests and then two GETs (one of them first
+    sent to a dead backend) allow no retry: that GET gets its 502."""
+    (live,) = backend_factory(1)
+    lb = ekilibri_factory(
+        [harness.dead_address(), live], strategy="RoundRobin", max_fails=1_000_000,
+        health_check_interval=60_000, retries=2, retry_budget_percent=10, retry_budget_min_per_sec=0,
+    )
+    for _ in range(10):
+        assert request_once(lb.addr, "GET", "/a b").status == 400
+    statuses = sorted(request_once(lb.addr, "GET", "/").status for _ in range(2))
+    assert statuses == [200, 502], statuses
+
+
 def test_retries_hide_a_dead_backend_before_health_checks_notice(backend_factory, ekilibri_factory):
     """With the dead backend kept in rotation (no probes yet, max_fails huge),
     every request sent to it first is retried on another backend: 300 x 200."""
