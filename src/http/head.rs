@@ -961,6 +961,32 @@ fn via_field(received: Version) -> &'static [u8] {
     }
 }
 
+/// Copies `sent` (a head [`rewrite_request`] wrote with `Host: <from>` as
+/// the default host, and whatever body bytes follow it) into `out` with
+/// that field naming `to` instead, for a request retried on another
+/// backend after its head left the client's buffer. Returns false, writing
+/// nothing, if the head has no such field.
+pub fn retarget_default_host(sent: &[u8], from: &str, to: &str, out: &mut Buf) -> bool {
+    let head_end = sent
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |i| i + 2);
+    let line_len = b"\r\nHost: \r\n".len() + from.len();
+    let Some(at) = sent[..head_end].windows(line_len).position(|w| {
+        w.starts_with(b"\r\nHost: ") && w[8..].starts_with(from.as_bytes()) && w.ends_with(b"\r\n")
+    }) else {
+        return false;
+    };
+    let need = sent.len() - from.len() + to.len();
+    if out.space() < need {
+        out.grow_to(out.len() + need);
+    }
+    out.put(&sent[..at + 8]);
+    out.put(to.as_bytes());
+    out.put(&sent[at + 8 + from.len()..]);
+    true
+}
+
 /// Parses the complete request head at the start of `input` (its length as
 /// found by [`HeadScan::find_end`]) and writes the rewritten head, for the
 /// backend, into `out`.

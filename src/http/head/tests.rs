@@ -1068,3 +1068,29 @@ fn connection_options_are_kept_for_the_trailers() {
     assert!(many.contains(b"anything"));
     assert!(!HopNames::default().contains(b"a"));
 }
+
+#[test]
+fn a_default_host_is_retargeted_in_bytes_already_written() {
+    let (_, sent) = req("POST /p HTTP/1.0\r\nContent-Length: 5\r\n\r\n").unwrap();
+    assert!(sent.contains("\r\nHost: backend:80\r\n"), "{sent}");
+    let sent = sent + "hello";
+    let mut out = Buf::with_capacity(8);
+    assert!(retarget_default_host(
+        sent.as_bytes(),
+        "backend:80",
+        "10.0.0.2:8080",
+        &mut out
+    ));
+    let got = String::from_utf8(out.data().to_vec()).unwrap();
+    assert_eq!(got, sent.replace("Host: backend:80", "Host: 10.0.0.2:8080"));
+    // A Host in the body, or a different one, is not touched.
+    let body_host = "POST / HTTP/1.1\r\nHost: h\r\n\r\n\r\nHost: backend:80\r\n";
+    let mut out = Buf::with_capacity(8);
+    assert!(!retarget_default_host(
+        body_host.as_bytes(),
+        "backend:80",
+        "x",
+        &mut out
+    ));
+    assert!(out.is_empty());
+}
