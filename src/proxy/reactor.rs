@@ -2273,13 +2273,11 @@ impl Reactor {
             },
             _ => Buf::with_capacity(0),
         };
-        // (Also a held head that names the backend it was written for, an
-        // HTTP/1.0 request without Host: it gets the new one's address.
-        // One no longer held, with body bytes after it, gets its Host
-        // field changed in the carried bytes.)
-        let names_old = default_host && head_held > 0;
+        // (A head written with the old backend's address as its Host, an
+        // HTTP/1.0 request without one, gets the new one's in the carried
+        // bytes.)
         let mut retargeted = false;
-        if default_host && head_held == 0 && carry == Carry::Unsent && old.is_some() {
+        if default_host && carry == Carry::Unsent && old.is_some() {
             let (from, to) = (&self.backends[old_backend].host, &self.backends[next].host);
             self.scratch.clear();
             if head::retarget_default_host(out.data(), from, to, &mut self.scratch) {
@@ -2289,7 +2287,7 @@ impl Reactor {
                 retargeted = true;
             }
         }
-        if carry != Carry::Unsent || old.is_none() || names_old {
+        if carry != Carry::Unsent || old.is_none() {
             let Some(Entry::Client(c)) = self.conns.get(ck) else {
                 return false;
             };
@@ -2299,10 +2297,6 @@ impl Reactor {
             if rewrite_into(&mut self.scratch, head, c.peer, host, forwarded).is_err() {
                 return false;
             }
-            // (The carried bytes, if any, are replaced: their storage
-            // goes back to the pool.)
-            out.clear();
-            self.bufs.reclaim(&mut out);
             out = std::mem::replace(&mut self.scratch, Buf::with_capacity(0));
         }
         if let Some(old) = old {
@@ -2317,7 +2311,7 @@ impl Reactor {
             self.backends[next].addr, self.backends[old_backend].addr
         );
         let pooled = carry != Carry::Head;
-        let swap = carry == Carry::Unsent && old.is_some() && !names_old && !retargeted;
+        let swap = carry == Carry::Unsent && old.is_some() && !retargeted;
         let attached = self.attach(ck, next, &mut out, pooled, swap);
         out.clear();
         if self.scratch.capacity() == 0 {
