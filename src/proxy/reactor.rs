@@ -1635,9 +1635,7 @@ impl Reactor {
                             b.rd.read_eof = true;
                             b.rd.readable = false;
                             b.reset = true;
-                        } else if matches!(ex.resp, ResponsePhase::Done(h) if h.client_keep_alive)
-                            && !ex.req_body.is_done()
-                        {
+                        } else if owes_body_after_keep_alive_answer(ex) {
                             // A reset after an answer that promised the
                             // client its connection: the rest of the body
                             // is dropped here (`discards_rest`), as after
@@ -3109,9 +3107,13 @@ fn end_in_flight(backends: &mut [Backend], ex: &Exchange) {
 /// stopped taking it (a failed write: it closed or reset), after a
 /// complete answer that told the client its connection stays open.
 fn discards_rest(ex: &Exchange, b: &BackendConn) -> bool {
-    b.send_failed
-        && !ex.req_body.is_done()
-        && matches!(ex.resp, ResponsePhase::Done(head) if head.client_keep_alive)
+    b.send_failed && owes_body_after_keep_alive_answer(ex)
+}
+
+/// The whole answer is in, it told the client its connection stays, and
+/// the client still owes part of the request body.
+fn owes_body_after_keep_alive_answer(ex: &Exchange) -> bool {
+    !ex.req_body.is_done() && matches!(ex.resp, ResponsePhase::Done(head) if head.client_keep_alive)
 }
 
 /// How many of a connection's two buffers are wide.
