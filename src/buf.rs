@@ -172,12 +172,17 @@ impl Buf {
         if cap <= self.data.len() {
             return;
         }
-        let mut data = vec![0; cap].into_boxed_slice();
+        self.move_to(vec![0; cap].into_boxed_slice());
+    }
+
+    /// Moves the bytes held into `data` (at least as large) and makes it
+    /// the storage; returns the old storage.
+    fn move_to(&mut self, mut data: Box<[u8]>) -> Box<[u8]> {
         let len = self.len();
         data[..len].copy_from_slice(self.data());
-        self.data = data;
         self.head = 0;
         self.tail = len;
+        std::mem::replace(&mut self.data, data)
     }
 
     fn compact(&mut self) {
@@ -314,15 +319,11 @@ impl BufPool {
             return;
         }
         self.wide_lent += 1;
-        let mut data = self
+        let data = self
             .wide
             .pop()
             .unwrap_or_else(|| vec![0; WIDE_BUF_SIZE].into_boxed_slice());
-        let len = buf.len();
-        data[..len].copy_from_slice(buf.data());
-        let old = std::mem::replace(&mut buf.data, data);
-        buf.head = 0;
-        buf.tail = len;
+        let old = buf.move_to(data);
         if old.len() == BUF_SIZE {
             self.free.push(old);
         }
