@@ -25,6 +25,12 @@
 //! a connection on any error.
 //!
 //! Usage: `tcp_floor LISTEN BACKEND...` (e.g. `127.0.0.1:8080 127.0.0.1:9001`).
+//!
+//! With `FLOOR_SPIN_NS=N` in the environment it burns N ns of CPU per event
+//! after each batch, before it waits again: a slower proxy with the same
+//! syscalls. `bench/batching.sh` uses it to show how the number of
+//! `epoll_wait` calls per request falls as a proxy's CPU per request rises
+//! (`docs/performance.md`, "Syscalls per request and CPU per request").
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -253,6 +259,15 @@ impl Floor {
     }
 }
 
+/// Burns `ns` nanoseconds of CPU without a syscall (`Instant` reads the
+/// vDSO clock).
+fn spin(ns: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed().as_nanos() < u128::from(ns) {
+        std::hint::spin_loop();
+    }
+}
+
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parse = |s: &String| -> io::Result<SocketAddr> {
@@ -278,9 +293,16 @@ fn main() -> io::Result<()> {
         next: 0,
         buf: vec![0; BUF].into_boxed_slice(),
     };
+    let spin_ns: u64 = std::env::var("FLOOR_SPIN_NS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut events = Events::with_capacity(1024);
     loop {
         poll.poll(&mut events, None)?;
+        if spin_ns > 0 {
+            spin(spin_ns * events.iter().count() as u64);
+        }
         let registry = poll.registry();
         for ev in events.iter() {
             if ev.token() == LISTENER {
