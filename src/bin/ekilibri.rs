@@ -73,7 +73,11 @@ fn main() -> ExitCode {
         }
     }
     if args.check {
-        println!("{}: configuration ok", file.display());
+        if args.demo && !explicit && !file.exists() {
+            println!("--demo with no {}: its defaults are ok", file.display());
+        } else {
+            println!("{}: configuration ok", file.display());
+        }
         print_reload_diff(&cfg);
         return ExitCode::SUCCESS;
     }

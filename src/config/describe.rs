@@ -76,29 +76,63 @@ pub fn diff(running: &str, next: &Config) -> Vec<String> {
             continue;
         }
         if key == "servers" {
-            let before: Vec<&str> = prev.split(", ").filter(|s| !s.is_empty()).collect();
-            let after: Vec<&str> = new.split(", ").filter(|s| !s.is_empty()).collect();
-            let added: Vec<&str> = after
-                .iter()
-                .filter(|s| !before.contains(s))
-                .copied()
-                .collect();
-            let removed: Vec<&str> = before
-                .iter()
-                .filter(|s| !after.contains(s))
-                .copied()
-                .collect();
-            if !added.is_empty() {
-                out.push(format!("backends added: {}", added.join(", ")));
-            }
-            if !removed.is_empty() {
-                out.push(format!("backends removed: {}", removed.join(", ")));
-            }
+            servers_diff(prev, &new, &mut out);
         } else {
             out.push(format!("{key}: {prev} -> {new}"));
         }
     }
     out
+}
+
+/// One backend entry of the `servers` line: its address, and its weight
+/// (1 when the entry names none).
+fn server_entry(entry: &str) -> (&str, &str) {
+    match entry.split_once(" (weight ") {
+        Some((addr, w)) => (addr, w.trim_end_matches(')')),
+        None => (entry, "1"),
+    }
+}
+
+/// The lines for a change of `servers`, as a reload logs it: backends
+/// added, backends removed, and weights changed (a backend whose weight
+/// changes keeps its health state and pool, so it is neither added nor
+/// removed).
+fn servers_diff(prev: &str, new: &str, out: &mut Vec<String>) {
+    let entries = |line: &str| -> Vec<(String, String)> {
+        line.split(", ")
+            .filter(|s| !s.is_empty())
+            .map(|e| {
+                let (a, w) = server_entry(e);
+                (a.to_string(), w.to_string())
+            })
+            .collect()
+    };
+    let (before, after) = (entries(prev), entries(new));
+    let find = |list: &[(String, String)], addr: &str| {
+        list.iter().find(|(a, _)| a == addr).map(|(_, w)| w.clone())
+    };
+    let listed = |list: &[(String, String)], other: &[(String, String)]| -> Vec<String> {
+        list.iter()
+            .filter(|(a, _)| find(other, a).is_none())
+            .map(|(a, w)| match w.as_str() {
+                "1" => a.clone(),
+                w => format!("{a} (weight {w})"),
+            })
+            .collect()
+    };
+    let added = listed(&after, &before);
+    let removed = listed(&before, &after);
+    if !added.is_empty() {
+        out.push(format!("backends added: {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        out.push(format!("backends removed: {}", removed.join(", ")));
+    }
+    for (addr, w) in &after {
+        if let Some(old) = find(&before, addr).filter(|old| old != w) {
+            out.push(format!("{addr} weight {old} -> {w}"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +161,23 @@ mod tests {
             ]
         );
         assert!(diff(&render(&next), &next).is_empty());
+    }
+
+    #[test]
+    fn diff_shows_a_weight_change_as_such() {
+        let running = render(&cfg(
+            "servers = [{ address = \"127.0.0.1:1\", weight = 3 }, \"127.0.0.1:2\"]\n",
+        ));
+        let next = cfg(
+            "servers = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", weight = 2 }, \"127.0.0.1:3\"]\n",
+        );
+        assert_eq!(
+            diff(&running, &next),
+            [
+                "backends added: 127.0.0.1:3",
+                "127.0.0.1:1 weight 3 -> 1",
+                "127.0.0.1:2 weight 1 -> 2",
+            ]
+        );
     }
 }
