@@ -57,6 +57,26 @@ def test_bad_config_exits_2_with_one_stderr_line(tmp_path, case, check):
         assert key in lines[0], f"{case}: the error does not name the key {key!r}: {lines[0]!r}"
 
 
+@pytest.mark.parametrize("kind", ["device", "huge", "directory"])
+def test_a_path_that_is_not_a_small_file_exits_2_at_once(tmp_path, kind):
+    # A device such as /dev/zero (here behind a symlink, as a mistaken
+    # deployment would have it) or a huge file would be read into memory
+    # without end.
+    path = tmp_path / "bad.toml"
+    if kind == "device":
+        path.symlink_to("/dev/zero")
+    elif kind == "huge":
+        path.write_text(harness.config_text(SERVERS) + "#" * (5 << 20) + "\n")
+    else:
+        path.mkdir()
+    for check in ([], ["--check"]):
+        res = run_ekilibri([*check, "-f", path])
+        stderr = res.stderr.decode("utf-8", "replace")
+        assert res.returncode == 2, f"{kind}: exit code {res.returncode}, stderr {stderr!r}"
+        lines = stderr.splitlines()
+        assert len(lines) == 1 and path.name in lines[0], f"{kind}: {stderr!r}"
+
+
 @pytest.mark.parametrize(
     "args, names",
     [

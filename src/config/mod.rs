@@ -158,6 +158,43 @@ pub fn parse_with_servers(
     raw::parse(path, text, Some(servers))
 }
 
+/// The largest configuration file read: far more than any list of
+/// backends needs, and a bound on what a wrong path (a log file, a device)
+/// can make ekilibri read.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads the file at `path`: a regular file, or a FIFO (`-f <(...)`; a
+/// reload reads off the event loop, so one that waits for its writer
+/// stalls no traffic), of at most [`MAX_FILE_BYTES`]. A device such as
+/// `/dev/zero` or a socket is refused before it is opened.
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::io(path, &e))?;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err(ConfigError::file(path, "is a directory, not a file"));
+    }
+    if !kind.is_file() && !kind.is_fifo() {
+        return Err(ConfigError::file(
+            path,
+            "is not a regular file (a device or socket cannot be a configuration file)",
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| ConfigError::io(path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ConfigError::io(path, &e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::file(
+            path,
+            format!(
+                "is larger than {} MiB: not a configuration file",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| ConfigError::file(path, "stream did not contain valid UTF-8"))
 }

@@ -151,10 +151,17 @@ impl ReloadHub {
             return Ok(());
         }
         if hub.reading {
+            // Said once per signal, so that a read that never ends (a file
+            // on a hung network mount) shows in the log.
+            log::info!(
+                "SIGHUP received; the previous reload is still reading its file, {} is read again after it",
+                path.display()
+            );
             let later = hub.again.as_ref().map_or(seq, |(_, s)| seq.max(*s));
             hub.again = Some((path, later));
             return Ok(());
         }
+        log::info!("SIGHUP received, reloading {}", path.display());
         hub.reading = true;
         let before = std::mem::replace(&mut hub.covered, seq);
         let read = hub.read;
