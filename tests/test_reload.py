@@ -166,6 +166,28 @@ def test_backend_removed_and_added_back_at_once_is_probed_at_the_normal_rate(scr
     assert probed >= 2, f"probing stopped: {probed} probes in {window} s"
 
 
+def test_a_reload_that_shortens_the_health_check_interval_applies_at_once(scripted_backend_factory, ekilibri_factory):
+    """An operator who set a long interval by mistake fixes it with a
+    reload: probes come at the new rate right away, not after the probe
+    already scheduled at the old one, and only at that rate (one timer)."""
+    a = scripted_backend_factory("a")
+    lb = ekilibri_factory([a], health_check_interval=60000)
+
+    def probes() -> int:
+        with a._lock:
+            return sum(1 for c in a.conns if bytes(c.raw).startswith(b"GET /health"))
+
+    lb.config_path.write_text(harness.config_text([harness.server_entry(a)], health_check_interval=200))
+    lb.popen.send_signal(signal.SIGHUP)
+    wait_for_log(lb, "configuration reloaded")
+    start = probes()
+    window = 3.0
+    time.sleep(window)
+    probed = probes() - start
+    assert probed >= 5, f"{probed} probes in {window} s after the interval went from 60 s to 200 ms"
+    assert probed <= window * 1000 / 200 + 1.5, f"{probed} probes in {window} s: more than one timer"
+
+
 def test_a_reload_waiting_on_its_file_does_not_stall_traffic(backend_factory, ekilibri_factory):
     """A reload reads the file (and resolves host names, which can take
     seconds on a dead resolver) off the event loop. The file is swapped for

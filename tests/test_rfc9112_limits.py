@@ -153,6 +153,10 @@ def test_max_connections_stops_accepting_until_below(scripted_backend_factory, e
     time.sleep(0.3)
     for i, c in enumerate(extra):
         assert c.pending(0.05) == b"", f"extra connection {i} was served above max_connections = {limit}"
+    # The operator is told why clients wait (nginx: "worker_connections are
+    # not enough"), once, not once per waiting client.
+    warned = lb.log().count(f"max_connections ({limit}) clients open")
+    assert warned == 1, lb.log_tail()
     for c in first:  # still served while at the limit
         c.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
         assert c.read_response().status == 200

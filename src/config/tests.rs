@@ -529,6 +529,15 @@ fn admin_listen_must_differ_from_listen() {
 }
 
 #[test]
+fn health_check_path_refuses_a_fragment() {
+    let m = key_err(
+        &format!("{SERVERS}health_check_path = \"/x?y=1#frag\""),
+        "health_check_path",
+    );
+    assert!(m.contains("fragment"), "{m}");
+}
+
+#[test]
 fn health_check_path_length_is_capped() {
     let long = format!("/{}", "a".repeat(2047));
     assert_eq!(

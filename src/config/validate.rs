@@ -355,7 +355,8 @@ fn strategy(name: Option<&str>) -> Result<StrategyKind, String> {
 }
 
 /// The path goes verbatim into a request line, so it must be an
-/// origin-form target: `/` followed by visible ASCII only.
+/// origin-form target: `/` followed by visible ASCII only, without a
+/// fragment.
 fn health_check_path(path: Option<String>) -> Result<String, String> {
     let path = path.unwrap_or_else(|| DEFAULT_HEALTH_CHECK_PATH.to_owned());
     if !path.starts_with('/') {
@@ -364,6 +365,13 @@ fn health_check_path(path: Option<String>) -> Result<String, String> {
     if !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "must not contain spaces, control or non-ASCII characters, got {path:?}"
+        ));
+    }
+    if path.contains('#') {
+        // No request target has a fragment (RFC 9112 §3.2): ekilibri itself
+        // answers such a request line 400, and so may a backend.
+        return Err(format!(
+            "must not contain a fragment ('#'): no request target has one, got {path:?}"
         ));
     }
     if path.len() > MAX_HEALTH_CHECK_PATH {

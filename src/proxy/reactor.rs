@@ -31,7 +31,7 @@ use crate::http::head::{
 };
 use crate::http::{Framing, Method};
 use crate::time::date::DateCache;
-use crate::time::wheel::Wheel;
+use crate::time::wheel::{TimerId, Wheel};
 use crate::time::{Clock, MonotonicClock, Tick};
 
 /// Token of the client listener.
@@ -195,10 +195,11 @@ struct Backend {
     /// Probes in flight (a new one starts every `health_check_interval`,
     /// even while an earlier one waits for its timeout).
     probes: u8,
-    /// A probe timer is in the wheel for this backend. A removed backend's
-    /// timer lapses when it next fires; a backend re-added before that
-    /// keeps it instead of getting a second one.
-    probe_timer: bool,
+    /// The deadline and id of this backend's probe timer, while one is in
+    /// the wheel. A removed backend's timer lapses when it next fires; a
+    /// backend re-added before that keeps it instead of getting a second
+    /// one. A reload that shortens `health_check_interval` moves it earlier.
+    probe_timer: Option<(Tick, TimerId)>,
     /// Dropped from the configuration by a reload: never picked again; its
     /// in-flight requests finish and its connections close.
     removed: bool,
@@ -214,7 +215,7 @@ impl Backend {
             pool: Vec::with_capacity(cfg.pool_size),
             in_flight: 0,
             probes: 0,
-            probe_timer: false,
+            probe_timer: None,
             removed: false,
         }
     }
@@ -326,6 +327,8 @@ pub struct Reactor {
     /// When accepting last stopped because connections came near
     /// `fd_budget` (logged at most once a minute).
     fd_warned: Option<Tick>,
+    /// When the last "max_connections reached" warning was logged.
+    max_warned: Option<Tick>,
     /// Signals delivered into the loop (when enabled).
     signals: Option<SignalPipe>,
     /// The access log, when configured.
@@ -384,8 +387,8 @@ impl Reactor {
         let mut backends: Vec<Backend> =
             cfg.servers.iter().map(|s| Backend::new(s, &cfg)).collect();
         for (i, b) in backends.iter_mut().enumerate() {
-            wheel.insert(now.after(cfg.health_check_interval), PROBE_TIMER | i as u64);
-            b.probe_timer = true;
+            let due = now.after(cfg.health_check_interval);
+            b.probe_timer = Some((due, wheel.insert(due, PROBE_TIMER | i as u64)));
         }
         let seed = u64::from(std::process::id()) ^ 0x9E37_79B9_7F4A_7C15;
         let n_backends = backends.len();
@@ -434,6 +437,7 @@ impl Reactor {
             accept_pending: false,
             fd_budget: usize::MAX,
             fd_warned: None,
+            max_warned: None,
             signals: None,
             access,
             admin,
@@ -517,6 +521,13 @@ impl Reactor {
     /// clear of the descriptor reserve.
     fn can_accept(&mut self) -> bool {
         if self.clients >= self.cfg.max_connections {
+            if warn_due(&mut self.max_warned, self.now) {
+                warn!(
+                    "max_connections ({}) clients open on this worker: new clients wait in the \
+                     listen backlog until some close",
+                    self.cfg.max_connections
+                );
+            }
             return false;
         }
         let reserve = super::fds::reserve(
@@ -528,12 +539,7 @@ impl Reactor {
         let unattached = self.clients.saturating_sub(attached);
         let limited =
             !super::fds::room_for_a_client(self.conns.len(), unattached, reserve, self.fd_budget);
-        if limited
-            && self
-                .fd_warned
-                .is_none_or(|t| self.now >= t.after(Duration::from_secs(60)))
-        {
-            self.fd_warned = Some(self.now);
+        if limited && warn_due(&mut self.fd_warned, self.now) {
             warn!(
                 "{} connections open, near this worker's share ({}) of the descriptor limit: \
                  new clients wait until some close (raise ulimit -n / LimitNOFILE)",
@@ -754,12 +760,8 @@ impl Reactor {
                             self.backends.len() - 1
                         }
                     };
-                    if !self.backends[i].probe_timer {
-                        self.backends[i].probe_timer = true;
-                        self.wheel.insert(
-                            self.now.after(new.health_check_interval),
-                            PROBE_TIMER | i as u64,
-                        );
+                    if self.backends[i].probe_timer.is_none() {
+                        self.schedule_probe(i, new.health_check_interval);
                     }
                     added.push(s.addr.to_string());
                 }
@@ -846,6 +848,18 @@ impl Reactor {
         };
         if settings_changed {
             changes.push("settings updated".into());
+        }
+        // A shorter interval applies now, not after a probe scheduled at the
+        // old one (which could be hours away); a longer one from the next.
+        let soonest = self.now.after(new.health_check_interval);
+        for i in 0..self.backends.len() {
+            if let Some((due, id)) = self.backends[i].probe_timer
+                && due > soonest
+                && !self.backends[i].removed
+            {
+                self.wheel.cancel(id);
+                self.schedule_probe(i, new.health_check_interval);
+            }
         }
         self.cfg = new;
         Ok(if changes.is_empty() {
@@ -2669,18 +2683,24 @@ impl Reactor {
         }
     }
 
+    /// Puts backend `i`'s next probe `interval` from now.
+    fn schedule_probe(&mut self, i: usize, interval: Duration) {
+        let due = self.now.after(interval);
+        let id = self.wheel.insert(due, PROBE_TIMER | i as u64);
+        self.backends[i].probe_timer = Some((due, id));
+    }
+
     fn fire_timers(&mut self, expired: &mut Vec<u64>) {
         expired.clear();
         self.wheel.expire(self.now, expired);
         for &k in expired.iter() {
             if k & PROBE_TIMER != 0 {
                 let backend = (k & !PROBE_TIMER) as usize;
+                self.backends[backend].probe_timer = None;
                 if self.backends[backend].removed {
-                    self.backends[backend].probe_timer = false;
                     continue;
                 }
-                self.wheel
-                    .insert(self.now.after(self.cfg.health_check_interval), k);
+                self.schedule_probe(backend, self.cfg.health_check_interval);
                 self.start_probe(backend);
                 continue;
             }
@@ -3189,6 +3209,16 @@ fn queue_error(
 
 /// The outcome of a non-blocking connect: `Ok(true)` established,
 /// `Ok(false)` still in progress.
+/// Whether a warning last logged at `*last` may be logged again at `now`
+/// (at most once a minute); if so, records `now`.
+fn warn_due(last: &mut Option<Tick>, now: Tick) -> bool {
+    if last.is_some_and(|t| now < t.after(Duration::from_secs(60))) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
 fn connect_result(sock: &TcpStream) -> io::Result<bool> {
     if let Some(e) = sock.take_error()? {
         return Err(e);
