@@ -72,3 +72,59 @@ def test_response_cut_off_by_the_backend_is_logged_as_status_0(scripted_backend_
     (line,) = read_lines(log, 1)
     rec = json.loads(line)
     assert (rec["status"], rec["bytes"]) == (0, 50), rec
+
+
+def test_answers_given_without_a_backend_are_logged(backend_factory, ekilibri_factory, tmp_path):
+    """As nginx does, every request gets a line, including the ones
+    ekilibri answers itself: refused requests and last-hop TRACE/OPTIONS.
+    Their `backend` is null."""
+    (b1,) = backend_factory(1)
+    log = tmp_path / "access.log"
+    lb = ekilibri_factory([b1], access_log=str(log), access_log_format="json")
+    sent = [
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "GET", "/", "-"),
+        (b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", 400, None, None, None),
+        (b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40000 + b"\r\n\r\n", 431, "GET", "/big", "HTTP/1.1"),
+        (b"OPTIONS * HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n\r\n", 200, "OPTIONS", "*", "HTTP/1.1"),
+    ]
+    for raw, status, *_ in sent:
+        with socket.create_connection((lb.host, lb.port), timeout=5) as c:
+            c.sendall(raw)
+            assert c.recv(65536).startswith(b"HTTP/1.1 %d " % status)
+    recs = [json.loads(line) for line in read_lines(log, len(sent))]
+    for rec, (_, status, method, target, version) in zip(recs, sent):
+        assert rec["status"] == status and rec["backend"] is None and rec["bytes"] == 0, rec
+        if method is not None:
+            assert (rec["method"], rec["target"], rec["version"]) == (method, target, version), rec
+    assert request_once(lb.addr, "GET", "/").status == 200  # still serving
+
+
+def _reset(c: socket.socket) -> None:
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    c.close()
+
+
+def test_a_client_that_leaves_is_logged(backend_factory, ekilibri_factory, tmp_path):
+    """A client that resets its connection while its request waits for the
+    backend is logged as nginx's 499; one that leaves in the middle of a
+    body, with the response's status and the bytes relayed so far."""
+    (b1,) = backend_factory(1)
+    log = tmp_path / "access.log"
+    lb = ekilibri_factory([b1], access_log=str(log), access_log_format="json")
+    c = socket.create_connection((lb.host, lb.port), timeout=5)
+    c.sendall(b"GET /sleep?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    _reset(c)
+    (line,) = read_lines(log, 1)
+    rec = json.loads(line)
+    assert (rec["status"], rec["bytes"], rec["target"]) == (499, 0, "/sleep?ms=300"), rec
+    size = 50_000_000
+    c = socket.create_connection((lb.host, lb.port), timeout=5)
+    c.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)
+    got = 0
+    while got < 1_000_000:
+        got += len(c.recv(65536))
+    _reset(c)
+    rec = json.loads(read_lines(log, 2)[1])
+    assert rec["status"] == 200 and 0 < rec["bytes"] < size, rec
+    assert request_once(lb.addr, "GET", "/").status == 200

@@ -27,7 +27,7 @@ pub struct Captured {
     target: usize,
     referer: usize,
     agent: usize,
-    /// HTTP/1.0 or HTTP/1.1.
+    /// HTTP/1.0 or HTTP/1.1; `-` for a request line without either.
     pub version: &'static str,
 }
 
@@ -40,10 +40,11 @@ impl Captured {
         let mut parts = line.splitn(3, |&b| b == b' ');
         let method = parts.next().unwrap_or(b"");
         let target = parts.next().unwrap_or(b"");
-        self.version = if parts.next() == Some(b"HTTP/1.0") {
-            "HTTP/1.0"
-        } else {
-            "HTTP/1.1"
+        // Anything else is a request ekilibri refused (505, or not HTTP).
+        self.version = match parts.next() {
+            Some(b"HTTP/1.0") => "HTTP/1.0",
+            Some(b"HTTP/1.1") => "HTTP/1.1",
+            _ => "-",
         };
         let take = |v: &[u8], room: usize| v.len().min(room);
         let m = take(method, MAX_CAPTURE);
@@ -122,6 +123,8 @@ pub struct AccessSink {
     dest: Dest,
     buf: LogBuffer,
     scratch: Vec<u8>,
+    /// The request of an answer ekilibri gives itself ([`Self::record_own`]).
+    own: Captured,
     reported_drops: u64,
     failing: bool,
 }
@@ -159,6 +162,7 @@ impl AccessSink {
             dest,
             buf: LogBuffer::new(crate::ops::access_log::DEFAULT_LOG_BUFFER),
             scratch: Vec::with_capacity(1024),
+            own: Captured::default(),
             reported_drops: 0,
             failing: false,
         }))
@@ -189,6 +193,32 @@ impl AccessSink {
             unix_time_secs: now.as_secs(),
         };
         self.buf.push_record(self.format, &r, &mut self.scratch);
+    }
+
+    /// Queues the line of an answer ekilibri gave itself, with no backend:
+    /// a request it refused (`head` is what arrived of it, perhaps not a
+    /// request at all: the line shows its first bytes, escaped), a 502 with
+    /// no backend in rotation, a `TRACE`/`OPTIONS` it answered as the last
+    /// hop. `total_time` runs from the head's first byte.
+    pub fn record_own(
+        &mut self,
+        client: SocketAddr,
+        head: &[u8],
+        status: u16,
+        total_time: Duration,
+    ) {
+        let mut own = std::mem::take(&mut self.own);
+        own.capture(head);
+        let o = Outcome {
+            client,
+            status,
+            bytes: 0,
+            backend: None,
+            upstream_time: None,
+            total_time,
+        };
+        self.record(&own, &o);
+        self.own = own;
     }
 
     /// Writes what is queued without blocking; returns lines dropped since

@@ -1850,6 +1850,7 @@ impl Reactor {
             // TRACE or OPTIONS with Max-Forwards: 0, answered here; a body
             // (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None && self.draining.is_none();
+            log_own(&mut self.access, c, &c.inbuf.data()[..len], 200, self.now);
             self.bufs.fill(&mut c.outbuf);
             canned::final_hop(
                 req.method == Method::Trace,
@@ -1867,6 +1868,7 @@ impl Reactor {
         let Some(backend) = picked else {
             // Answer without a backend; the body (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None;
+            log_own(&mut self.access, c, &c.inbuf.data()[..len], 502, self.now);
             c.inbuf.consume(len);
             let connection = canned::Persistence::of(keep, req.version);
             let head_only = req.method == Method::Head;
@@ -2343,6 +2345,7 @@ impl Reactor {
             debug!("client {}: rejected request: {e:?}", c.peer);
             self.metrics
                 .on_parse_error(crate::ops::ParseErrorKind::from(e));
+            log_own(&mut self.access, c, c.inbuf.data(), e.status(), self.now);
             // (A rejected HEAD request gets no body either.)
             let head_only = asks_head(c.inbuf.data());
             c.inbuf.clear();
@@ -2775,6 +2778,7 @@ impl Reactor {
                     .on_parse_error(crate::ops::ParseErrorKind::Timeout);
                 if let Some(Entry::Client(c)) = self.conns.get_mut(key) {
                     debug!("client {}: header timeout", c.peer);
+                    log_own(&mut self.access, c, c.inbuf.data(), 408, self.now);
                     let head_only = asks_head(c.inbuf.data());
                     c.inbuf.clear();
                     queue_error(
@@ -2831,6 +2835,29 @@ impl Reactor {
         let bk = c.backend.take();
         if let Some(ex) = ex {
             end_in_flight(&mut self.backends, &ex);
+            if let Some(a) = &mut self.access {
+                // The client went away (or stopped reading past a timeout)
+                // before its exchange ended: nginx's 499 if no response
+                // had started for it, else the response's status with the
+                // body bytes relayed so far. Tunnels are not logged.
+                let (status, bytes) = match &ex.resp {
+                    ResponsePhase::Head(_) => (Some(CLIENT_CLOSED), 0),
+                    ResponsePhase::Body(h, relay) => (Some(h.status), relay.moved()),
+                    ResponsePhase::Done(h) => (Some(h.status), ex.resp_bytes),
+                    ResponsePhase::Tunnel { .. } => (None, 0),
+                };
+                if let Some(status) = status {
+                    let o = super::access::Outcome {
+                        client: c.peer,
+                        status,
+                        bytes,
+                        backend: Some(self.backends[ex.backend].addr),
+                        upstream_time: ex.upstream_time,
+                        total_time: self.precise.saturating_sub(ex.first_at),
+                    };
+                    a.record(&ex.log, &o);
+                }
+            }
             self.recycle(ex);
         }
         if let Some(bk) = bk {
@@ -3209,6 +3236,26 @@ fn queue_error(
 
 /// The outcome of a non-blocking connect: `Ok(true)` established,
 /// `Ok(false)` still in progress.
+/// The access log's status for a request whose client went away before a
+/// response started (nginx's `499 Client Closed Request`); never sent.
+const CLIENT_CLOSED: u16 = 499;
+
+/// Logs an answer ekilibri gave `c` itself, with no backend
+/// ([`super::access::AccessSink::record_own`]), unless nothing arrived.
+fn log_own(
+    access: &mut Option<super::access::AccessSink>,
+    c: &ClientConn,
+    head: &[u8],
+    status: u16,
+    now: Tick,
+) {
+    // A connection that sent nothing made no request (nginx logs none).
+    if let Some(a) = access.as_mut().filter(|_| !head.is_empty()) {
+        let total = c.head_since.map_or(Duration::ZERO, |t| t.until(now));
+        a.record_own(c.peer, head, status, total);
+    }
+}
+
 /// Whether a warning last logged at `*last` may be logged again at `now`
 /// (at most once a minute); if so, records `now`.
 fn warn_due(last: &mut Option<Tick>, now: Tick) -> bool {
