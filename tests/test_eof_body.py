@@ -186,3 +186,32 @@ def test_a_reset_after_a_close_delimited_body_is_not_passed_off_as_its_end(ekili
             assert PATTERN.startswith(body)
     finally:
         backend.stop()
+
+
+def test_a_cut_body_reaches_an_http10_client_as_a_reset_not_an_end(scripted_backend_factory, ekilibri_factory):
+    """An HTTP/1.0 client reads a body until the connection closes: if the
+    backend's chunked body is cut, an orderly close would make the part that
+    arrived look complete (RFC 9112 §8). The client must see a reset; an
+    HTTP/1.1 client sees the missing last chunk and a close."""
+
+    def script(bc):
+        if bc.read_head() is not None:
+            bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nhello")
+
+    sb = scripted_backend_factory("cut", script)
+    lb = ekilibri_factory([sb], health_check_interval=3_600_000)
+    for version, reset in ((b"HTTP/1.0", True), (b"HTTP/1.1", False)):
+        with socket.create_connection((lb.host, lb.port), timeout=5) as c:
+            c.sendall(b"GET /cut " + version + b"\r\nHost: x\r\n\r\n")
+            got, was_reset = b"", False
+            while True:
+                try:
+                    data = c.recv(65536)
+                except ConnectionResetError:
+                    was_reset = True
+                    break
+                if not data:
+                    break
+                got += data
+            assert was_reset == reset, (version, got)
+            assert not got.endswith(b"0\r\n\r\n"), got

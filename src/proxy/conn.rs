@@ -223,6 +223,11 @@ pub(super) struct ClientConn {
     /// The last exchange ended with its request read in full: closing
     /// needs no lingering if nothing else arrived.
     pub clean_close: bool,
+    /// The response was cut (its backend failed) and the client could not
+    /// tell from its framing (close-delimited: an HTTP/1.0 client, or a
+    /// body without a length): the connection ends with a reset, not a
+    /// FIN that would read as the end of a complete body.
+    pub reset_on_close: bool,
     pub nagle: Nagle,
 }
 

@@ -1401,6 +1401,7 @@ impl Reactor {
                 timer: None,
                 dirty: false,
                 clean_close: false,
+                reset_on_close: false,
                 nagle: Nagle::Unwritten,
             }),
         );
@@ -1794,6 +1795,12 @@ impl Reactor {
             }
         }
         if c.phase == ClientPhase::Closing && c.ex.is_none() && c.outbuf.is_empty() {
+            if c.reset_on_close {
+                // What was relayed is in the kernel's hands; the reset
+                // tells the client the body it has is not all there is.
+                set_linger_zero(&c.sock);
+                return Step::Close;
+            }
             // Nothing unread and the last request was read in full: a plain
             // close sends FIN. Otherwise half-close and drain what the client
             // still sends, so that the close does not turn into a reset that
@@ -2154,6 +2161,8 @@ impl Reactor {
         let addr = self.backends[ex.backend].addr;
         if ex.final_started {
             c.phase = ClientPhase::Closing;
+            c.reset_on_close = matches!(&ex.resp, ResponsePhase::Body(h, _)
+                if h.out == head::OutCoding::Identity && !matches!(h.framing, Framing::Length(_)));
         } else {
             if ex.head_held > 0 {
                 c.inbuf.consume(ex.head_held);
@@ -3264,6 +3273,27 @@ fn warn_due(last: &mut Option<Tick>, now: Tick) -> bool {
     }
     *last = Some(now);
     true
+}
+
+/// `SO_LINGER` with a zero timeout: closing the socket sends a reset and
+/// drops whatever it still holds unsent. Best effort: on failure the close
+/// is a plain one.
+fn set_linger_zero(sock: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor, and a `linger` of the size given.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
 }
 
 fn connect_result(sock: &TcpStream) -> io::Result<bool> {
