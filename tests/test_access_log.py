@@ -128,3 +128,36 @@ def test_a_client_that_leaves_is_logged(backend_factory, ekilibri_factory, tmp_p
     rec = json.loads(read_lines(log, 2)[1])
     assert rec["status"] == 200 and 0 < rec["bytes"] < size, rec
     assert request_once(lb.addr, "GET", "/").status == 200
+
+
+def test_lines_of_partial_heads_slow_heads_and_tunnels(scripted_backend_factory, ekilibri_factory, tmp_path):
+    """A head the client cuts short is a 400 (as nginx logs it); an answer
+    given here times the head from its first byte; a tunnel the client ends
+    is logged as 101."""
+
+    def script(bc):
+        if bc.read_head() is not None:
+            bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            bc.recv_some(3.0)
+
+    sb = scripted_backend_factory("ws", script)
+    log = tmp_path / "access.log"
+    lb = ekilibri_factory([sb], access_log=str(log), access_log_format="json", health_check_interval=3_600_000)
+    c = socket.create_connection((lb.host, lb.port), timeout=5)
+    c.sendall(b"GET /partial HTTP/1.1\r\nHos")
+    time.sleep(0.1)
+    _reset(c)
+    rec = json.loads(read_lines(log, 1)[0])
+    assert (rec["status"], rec["target"], rec["backend"]) == (400, "/partial", None), rec
+    with socket.create_connection((lb.host, lb.port), timeout=5) as c:
+        c.sendall(b"OPTIONS * HTTP/1.1\r\n")
+        time.sleep(0.3)
+        c.sendall(b"Host: x\r\nMax-Forwards: 0\r\n\r\n")
+        assert c.recv(65536).startswith(b"HTTP/1.1 200 ")
+    rec = json.loads(read_lines(log, 2)[1])
+    assert rec["status"] == 200 and rec["total_time"] >= 0.25, rec
+    with socket.create_connection((lb.host, lb.port), timeout=5) as c:
+        c.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        assert c.recv(65536).startswith(b"HTTP/1.1 101 ")
+    rec = json.loads(read_lines(log, 3)[2])
+    assert (rec["status"], rec["target"]) == (101, "/ws"), rec

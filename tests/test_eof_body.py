@@ -215,3 +215,30 @@ def test_a_cut_body_reaches_an_http10_client_as_a_reset_not_an_end(scripted_back
                 got += data
             assert was_reset == reset, (version, got)
             assert not got.endswith(b"0\r\n\r\n"), got
+
+
+def test_a_cut_body_to_an_http10_client_that_stopped_reading_still_ends_in_a_reset(scripted_backend_factory, ekilibri_factory):
+    """The same cut, with a client that stops reading: the connection is
+    closed by its send timeout (keepalive_timeout), and that close must be
+    a reset too, not a FIN after what the kernel still holds."""
+
+    def script(bc):
+        if bc.read_head() is not None:
+            bc.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % 4_000_000 + b"x" * 3_000_000)
+
+    sb = scripted_backend_factory("cut", script)
+    lb = ekilibri_factory([sb], health_check_interval=3_600_000, keepalive_timeout=500)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.settimeout(5)
+    c.connect((lb.host, lb.port))
+    c.sendall(b"GET /cut HTTP/1.0\r\n\r\n")
+    time.sleep(2.5)  # past the send timeout (and its one retry)
+    was_reset = False
+    try:
+        while c.recv(65536):
+            pass
+    except ConnectionResetError:
+        was_reset = True
+    c.close()
+    assert was_reset

@@ -405,6 +405,33 @@ def test_workers_apply_one_read_of_the_file(backend_factory, ekilibri_factory):
         path.write_text(new_text)
 
 
+def test_a_sighup_during_a_slow_read_is_logged_once_with_two_workers(backend_factory, ekilibri_factory):
+    """A reload whose read hangs (here a FIFO nobody writes) must show in
+    the log, once per signal, not once per worker."""
+    (b1,) = backend_factory(1)
+    lb = ekilibri_factory([b1], workers=2)
+    path = lb.config_path
+    text = path.read_text()
+    path.unlink()
+    os.mkfifo(path)
+    try:
+        lb.popen.send_signal(signal.SIGHUP)
+        wait_for_log(lb, "SIGHUP received, reloading")
+        lb.popen.send_signal(signal.SIGHUP)
+        wait_for_log(lb, "still reading its file")
+        time.sleep(0.3)  # room for a second worker's line
+        log = lb.log_path.read_text()
+        assert log.count("SIGHUP received, reloading") == 1, log
+        assert log.count("still reading its file") == 1, log
+        assert serves(lb.addr) == "b1"
+    finally:
+        # Unblock the read, and leave a file for the one after it.
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        os.close(fd)
+        path.unlink()
+        path.write_text(text)
+
+
 def test_reload_to_port_0_with_two_workers_is_refused_not_split(backend_factory, ekilibri_factory, tmp_path):
     """Each worker applies a reload by itself: with port 0 each would bind a
     port of its own, and the clients of one port would reach half the

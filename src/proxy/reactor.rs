@@ -523,8 +523,8 @@ impl Reactor {
         if self.clients >= self.cfg.max_connections {
             if warn_due(&mut self.max_warned, self.now) {
                 warn!(
-                    "max_connections ({}) clients open on this worker: new clients wait in the \
-                     listen backlog until some close",
+                    "max_connections ({}) clients open on this worker: further clients wait in \
+                     the listen backlog until some close",
                     self.cfg.max_connections
                 );
             }
@@ -1796,8 +1796,9 @@ impl Reactor {
         }
         if c.phase == ClientPhase::Closing && c.ex.is_none() && c.outbuf.is_empty() {
             if c.reset_on_close {
-                // What was relayed is in the kernel's hands; the reset
-                // tells the client the body it has is not all there is.
+                // Everything relayed is written; the reset (which drops
+                // what the kernel has not sent yet) tells the client the
+                // body it has is not all there is.
                 set_linger_zero(&c.sock);
                 return Step::Close;
             }
@@ -1822,7 +1823,8 @@ impl Reactor {
             return;
         };
         c.scan.reset();
-        c.head_since = None;
+        // `head_since` stays until the head is answered or forwarded: the
+        // access log's `total_time` of an answer given here runs from it.
         c.clean_close = false;
         let forwarded = self.cfg.forwarded_headers;
         let head = &c.inbuf.data()[..len];
@@ -1858,6 +1860,7 @@ impl Reactor {
             // (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None && self.draining.is_none();
             log_own(&mut self.access, c, &c.inbuf.data()[..len], 200, self.now);
+            c.head_since = None;
             self.bufs.fill(&mut c.outbuf);
             canned::final_hop(
                 req.method == Method::Trace,
@@ -1876,6 +1879,7 @@ impl Reactor {
             // Answer without a backend; the body (if any) is never read.
             let keep = req.keep_alive && req.framing == Framing::None;
             log_own(&mut self.access, c, &c.inbuf.data()[..len], 502, self.now);
+            c.head_since = None;
             c.inbuf.consume(len);
             let connection = canned::Persistence::of(keep, req.version);
             let head_only = req.method == Method::Head;
@@ -1883,6 +1887,7 @@ impl Reactor {
             warn!("request refused: {}", ProxyError::NoBackend.describe());
             return;
         };
+        c.head_since = None;
         let head_held = if req.framing == Framing::None { len } else { 0 };
         let mut tried = Tried::default();
         tried.push(backend);
@@ -2840,6 +2845,11 @@ impl Reactor {
         let Some(Entry::Client(c)) = self.conns.get_mut(ck) else {
             return;
         };
+        if c.reset_on_close {
+            // Also when the client stopped reading the cut body (its send
+            // timeout): a plain close would end it with a FIN.
+            set_linger_zero(&c.sock);
+        }
         let ex = c.ex.take();
         let bk = c.backend.take();
         if let Some(ex) = ex {
@@ -2848,26 +2858,29 @@ impl Reactor {
                 // The client went away (or stopped reading past a timeout)
                 // before its exchange ended: nginx's 499 if no response
                 // had started for it, else the response's status with the
-                // body bytes relayed so far. Tunnels are not logged.
+                // body bytes relayed so far (a tunnel: 101, its bytes not
+                // counted, as when it ends by its idle timeout).
                 let (status, bytes) = match &ex.resp {
-                    ResponsePhase::Head(_) => (Some(CLIENT_CLOSED), 0),
-                    ResponsePhase::Body(h, relay) => (Some(h.status), relay.moved()),
-                    ResponsePhase::Done(h) => (Some(h.status), ex.resp_bytes),
-                    ResponsePhase::Tunnel { .. } => (None, 0),
+                    ResponsePhase::Head(_) => (CLIENT_CLOSED, 0),
+                    ResponsePhase::Body(h, relay) => (h.status, relay.moved()),
+                    ResponsePhase::Done(h) => (h.status, ex.resp_bytes),
+                    ResponsePhase::Tunnel { .. } => (101, 0),
                 };
-                if let Some(status) = status {
-                    let o = super::access::Outcome {
-                        client: c.peer,
-                        status,
-                        bytes,
-                        backend: Some(self.backends[ex.backend].addr),
-                        upstream_time: ex.upstream_time,
-                        total_time: self.precise.saturating_sub(ex.first_at),
-                    };
-                    a.record(&ex.log, &o);
-                }
+                let o = super::access::Outcome {
+                    client: c.peer,
+                    status,
+                    bytes,
+                    backend: Some(self.backends[ex.backend].addr),
+                    upstream_time: ex.upstream_time,
+                    total_time: self.precise.saturating_sub(ex.first_at),
+                };
+                a.record(&ex.log, &o);
             }
             self.recycle(ex);
+        } else if c.phase == ClientPhase::Open {
+            // A head cut short by the client's close or reset: nginx logs
+            // it as a 400 (none is sent).
+            log_own(&mut self.access, c, c.inbuf.data(), 400, self.now);
         }
         if let Some(bk) = bk {
             self.close_entry(bk);
@@ -3243,8 +3256,6 @@ fn queue_error(
     }
 }
 
-/// The outcome of a non-blocking connect: `Ok(true)` established,
-/// `Ok(false)` still in progress.
 /// The access log's status for a request whose client went away before a
 /// response started (nginx's `499 Client Closed Request`); never sent.
 const CLIENT_CLOSED: u16 = 499;
@@ -3296,6 +3307,8 @@ fn set_linger_zero(sock: &TcpStream) {
     }
 }
 
+/// The outcome of a non-blocking connect: `Ok(true)` established,
+/// `Ok(false)` still in progress.
 fn connect_result(sock: &TcpStream) -> io::Result<bool> {
     if let Some(e) = sock.take_error()? {
         return Err(e);

@@ -151,12 +151,15 @@ impl ReloadHub {
             return Ok(());
         }
         if hub.reading {
-            // Said once per signal, so that a read that never ends (a file
-            // on a hung network mount) shows in the log.
-            log::info!(
-                "SIGHUP received; the previous reload is still reading its file, {} is read again after it",
-                path.display()
-            );
+            // Said once per signal (every worker asks with the same `seq`),
+            // so that a read that never ends (a file on a hung network
+            // mount) shows in the log.
+            if hub.again.as_ref().is_none_or(|(_, s)| *s < seq) {
+                log::info!(
+                    "SIGHUP received; the previous reload is still reading its file, {} is read again after it",
+                    path.display()
+                );
+            }
             let later = hub.again.as_ref().map_or(seq, |(_, s)| seq.max(*s));
             hub.again = Some((path, later));
             return Ok(());
