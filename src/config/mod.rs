@@ -195,6 +195,5 @@ fn read(path: &Path) -> Result<String, ConfigError> {
             ),
         ));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| ConfigError::file(path, "stream did not contain valid UTF-8"))
+    String::from_utf8(bytes).map_err(|_| ConfigError::file(path, "is not valid UTF-8 text"))
 }

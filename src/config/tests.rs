@@ -828,6 +828,15 @@ fn missing_file_is_one_line() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_is_one_line() {
+    let path = std::env::temp_dir().join(format!("ekilibri-latin1-{}.toml", std::process::id()));
+    std::fs::write(&path, b"servers = [\"caf\xe9:1\"]\n").unwrap();
+    let m = load(&path).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(m.ends_with(": is not valid UTF-8 text"), "{m}");
+}
+
+#[test]
 fn error_display_formats() {
     let e = ConfigError::key(Path::new("f.toml"), "pool_size", "must be positive");
     assert_eq!(e.to_string(), "f.toml: key `pool_size`: must be positive");

@@ -1796,10 +1796,9 @@ impl Reactor {
         }
         if c.phase == ClientPhase::Closing && c.ex.is_none() && c.outbuf.is_empty() {
             if c.reset_on_close {
-                // Everything relayed is written; the reset (which drops
-                // what the kernel has not sent yet) tells the client the
-                // body it has is not all there is.
-                set_linger_zero(&c.sock);
+                // Everything relayed is written; `close_client` resets the
+                // connection (dropping what the kernel has not sent yet), so
+                // the client knows the body it has is not all there is.
                 return Step::Close;
             }
             // Nothing unread and the last request was read in full: a plain
