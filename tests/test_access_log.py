@@ -133,11 +133,11 @@ def test_a_client_that_leaves_is_logged(backend_factory, ekilibri_factory, tmp_p
 def test_lines_of_partial_heads_slow_heads_and_tunnels(scripted_backend_factory, ekilibri_factory, tmp_path):
     """A head the client cuts short is a 400 (as nginx logs it); an answer
     given here times the head from its first byte; a tunnel the client ends
-    is logged as 101."""
+    is logged as 101, with the bytes it relayed to the client."""
 
     def script(bc):
         if bc.read_head() is not None:
-            bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            bc.send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello")
             bc.recv_some(3.0)
 
     sb = scripted_backend_factory("ws", script)
@@ -158,6 +158,9 @@ def test_lines_of_partial_heads_slow_heads_and_tunnels(scripted_backend_factory,
     assert rec["status"] == 200 and rec["total_time"] >= 0.25, rec
     with socket.create_connection((lb.host, lb.port), timeout=5) as c:
         c.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-        assert c.recv(65536).startswith(b"HTTP/1.1 101 ")
+        got = b""
+        while not got.endswith(b"hello"):
+            got += c.recv(65536)
+        assert got.startswith(b"HTTP/1.1 101 "), got
     rec = json.loads(read_lines(log, 3)[2])
-    assert (rec["status"], rec["target"]) == (101, "/ws"), rec
+    assert (rec["status"], rec["target"], rec["bytes"]) == (101, "/ws", 5), rec

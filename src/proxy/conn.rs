@@ -150,7 +150,8 @@ pub(super) struct Exchange {
     pub first_at: Duration,
     /// Response time of the backend that answered.
     pub upstream_time: Option<Duration>,
-    /// Response body bytes relayed (set when the response is done).
+    /// Response body bytes relayed (set when the response is done; in a
+    /// tunnel, the bytes relayed to the client so far).
     pub resp_bytes: u64,
     /// Since when the rest of the request body is read and dropped here
     /// (the backend went away after a complete keep-alive answer). From

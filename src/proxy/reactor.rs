@@ -1713,8 +1713,8 @@ impl Reactor {
                 progress |= relay_tunnel(
                     (&mut c.inbuf, &mut c.outbuf, &c.sock, &c.rd),
                     b,
-                    up_done,
-                    down_done,
+                    (up_done, down_done),
+                    &mut ex.resp_bytes,
                 );
                 if *up_done && *down_done {
                     return Step::Close;
@@ -2195,8 +2195,8 @@ impl Reactor {
                 },
                 bytes: match &ex.resp {
                     ResponsePhase::Body(_, relay) => relay.moved(),
-                    ResponsePhase::Done(_) => ex.resp_bytes,
-                    _ => 0,
+                    ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => ex.resp_bytes,
+                    ResponsePhase::Head(_) => 0,
                 },
                 backend: Some(self.backends[ex.backend].addr),
                 upstream_time: ex.upstream_time,
@@ -2857,13 +2857,14 @@ impl Reactor {
                 // The client went away (or stopped reading past a timeout)
                 // before its exchange ended: nginx's 499 if no response
                 // had started for it, else the response's status with the
-                // body bytes relayed so far (a tunnel: 101, its bytes not
-                // counted, as when it ends by its idle timeout).
+                // body bytes relayed so far (a tunnel: 101 with the bytes
+                // relayed to the client after it, as when it ends by its
+                // idle timeout).
                 let (status, bytes) = match &ex.resp {
                     ResponsePhase::Head(_) => (CLIENT_CLOSED, 0),
                     ResponsePhase::Body(h, relay) => (h.status, relay.moved()),
                     ResponsePhase::Done(h) => (h.status, ex.resp_bytes),
-                    ResponsePhase::Tunnel { .. } => (101, 0),
+                    ResponsePhase::Tunnel { .. } => (101, ex.resp_bytes),
                 };
                 let o = super::access::Outcome {
                     client: c.peer,
@@ -3194,8 +3195,8 @@ fn wide_count(inbuf: &Buf, outbuf: &Buf) -> usize {
 fn relay_tunnel(
     client: (&mut Buf, &mut Buf, &TcpStream, &Readiness),
     b: &mut BackendConn,
-    up_done: &mut bool,
-    down_done: &mut bool,
+    (up_done, down_done): (&mut bool, &mut bool),
+    down_bytes: &mut u64,
 ) -> bool {
     let (cin, cout, csock, crd) = client;
     let mut progress = false;
@@ -3207,6 +3208,7 @@ fn relay_tunnel(
     if !b.inbuf.is_empty() {
         let n = cout.put_some(b.inbuf.data());
         b.inbuf.consume(n);
+        *down_bytes += n as u64;
         progress |= n > 0;
     }
     if !*up_done && crd.read_eof && cin.is_empty() && b.outbuf.is_empty() {
