@@ -84,52 +84,47 @@ pub fn diff(running: &str, next: &Config) -> Vec<String> {
     out
 }
 
-/// One backend entry of the `servers` line: its address, and its weight
-/// (1 when the entry names none).
-fn server_entry(entry: &str) -> (&str, &str) {
-    match entry.split_once(" (weight ") {
-        Some((addr, w)) => (addr, w.trim_end_matches(')')),
-        None => (entry, "1"),
-    }
-}
-
 /// The lines for a change of `servers`, as a reload logs it: backends
 /// added, backends removed, and weights changed (a backend whose weight
 /// changes keeps its health state and pool, so it is neither added nor
-/// removed).
+/// removed). Each entry is `addr` or `addr (weight N)` ([`describe`]).
 fn servers_diff(prev: &str, new: &str, out: &mut Vec<String>) {
-    let entries = |line: &str| -> Vec<(String, String)> {
+    // (address, weight, the entry as written)
+    let entries = |line: &'_ str| -> Vec<(String, String, String)> {
         line.split(", ")
-            .filter(|s| !s.is_empty())
+            .filter(|e| !e.is_empty())
             .map(|e| {
-                let (a, w) = server_entry(e);
-                (a.to_string(), w.to_string())
+                let (addr, weight) = match e.split_once(" (weight ") {
+                    Some((a, w)) => (a, w.trim_end_matches(')')),
+                    None => (e, "1"),
+                };
+                (addr.to_owned(), weight.to_owned(), e.to_owned())
             })
             .collect()
     };
     let (before, after) = (entries(prev), entries(new));
-    let find = |list: &[(String, String)], addr: &str| {
-        list.iter().find(|(a, _)| a == addr).map(|(_, w)| w.clone())
-    };
-    let listed = |list: &[(String, String)], other: &[(String, String)]| -> Vec<String> {
+    let weight_in = |list: &[(String, String, String)], addr: &str| {
         list.iter()
-            .filter(|(a, _)| find(other, a).is_none())
-            .map(|(a, w)| match w.as_str() {
-                "1" => a.clone(),
-                w => format!("{a} (weight {w})"),
-            })
-            .collect()
+            .find(|(a, ..)| a == addr)
+            .map(|(_, w, _)| w.clone())
     };
-    let added = listed(&after, &before);
-    let removed = listed(&before, &after);
-    if !added.is_empty() {
-        out.push(format!("backends added: {}", added.join(", ")));
+    let only_in = |list: &[(String, String, String)], other: &[(String, String, String)]| {
+        list.iter()
+            .filter(|(a, ..)| weight_in(other, a).is_none())
+            .map(|(.., e)| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (what, names) in [
+        ("added", only_in(&after, &before)),
+        ("removed", only_in(&before, &after)),
+    ] {
+        if !names.is_empty() {
+            out.push(format!("backends {what}: {names}"));
+        }
     }
-    if !removed.is_empty() {
-        out.push(format!("backends removed: {}", removed.join(", ")));
-    }
-    for (addr, w) in &after {
-        if let Some(old) = find(&before, addr).filter(|old| old != w) {
+    for (addr, w, _) in &after {
+        if let Some(old) = weight_in(&before, addr).filter(|old| old != w) {
             out.push(format!("{addr} weight {old} -> {w}"));
         }
     }

@@ -2088,17 +2088,15 @@ impl Reactor {
         }
         c.idle_since = self.now;
         end_in_flight(&mut self.backends, &ex);
-        if let Some(a) = &mut self.access {
-            let o = super::access::Outcome {
-                client: c.peer,
-                status: head.status,
-                bytes: ex.resp_bytes,
-                backend: Some(self.backends[ex.backend].addr),
-                upstream_time: ex.upstream_time,
-                total_time: self.precise.saturating_sub(ex.first_at),
-            };
-            a.record(&ex.log, &o);
-        }
+        let addr = self.backends[ex.backend].addr;
+        log_exchange(
+            &mut self.access,
+            c.peer,
+            &ex,
+            addr,
+            (head.status, ex.resp_bytes),
+            self.precise,
+        );
         self.recycle(ex);
         if let Some(bk) = bk {
             let reuse = head.backend_reusable && body_done;
@@ -2182,28 +2180,22 @@ impl Reactor {
         }
         c.idle_since = self.now;
         end_in_flight(&mut self.backends, &ex);
-        if let Some(a) = &mut self.access {
-            let o = super::access::Outcome {
-                client: c.peer,
-                // A response cut off in its body is logged as status 0,
-                // with the body bytes the client did get.
-                status: match &ex.resp {
-                    ResponsePhase::Body(..) => 0,
-                    ResponsePhase::Done(h) => h.status,
-                    ResponsePhase::Tunnel { .. } => 101,
-                    ResponsePhase::Head(_) => err.status(),
-                },
-                bytes: match &ex.resp {
-                    ResponsePhase::Body(_, relay) => relay.moved(),
-                    ResponsePhase::Done(_) | ResponsePhase::Tunnel { .. } => ex.resp_bytes,
-                    ResponsePhase::Head(_) => 0,
-                },
-                backend: Some(self.backends[ex.backend].addr),
-                upstream_time: ex.upstream_time,
-                total_time: self.precise.saturating_sub(ex.first_at),
-            };
-            a.record(&ex.log, &o);
-        }
+        // A response cut off in its body is logged as status 0, with the
+        // body bytes the client did get; before a response head, with the
+        // error's status.
+        let (status, bytes) = relayed(&ex);
+        let status = match ex.resp {
+            ResponsePhase::Body(..) => 0,
+            _ => status.unwrap_or(err.status()),
+        };
+        log_exchange(
+            &mut self.access,
+            c.peer,
+            &ex,
+            addr,
+            (status, bytes),
+            self.precise,
+        );
         self.recycle(ex);
         if let Some(bk) = bk {
             self.close_entry(bk);
@@ -2853,29 +2845,21 @@ impl Reactor {
         let bk = c.backend.take();
         if let Some(ex) = ex {
             end_in_flight(&mut self.backends, &ex);
-            if let Some(a) = &mut self.access {
-                // The client went away (or stopped reading past a timeout)
-                // before its exchange ended: nginx's 499 if no response
-                // had started for it, else the response's status with the
-                // body bytes relayed so far (a tunnel: 101 with the bytes
-                // relayed to the client after it, as when it ends by its
-                // idle timeout).
-                let (status, bytes) = match &ex.resp {
-                    ResponsePhase::Head(_) => (CLIENT_CLOSED, 0),
-                    ResponsePhase::Body(h, relay) => (h.status, relay.moved()),
-                    ResponsePhase::Done(h) => (h.status, ex.resp_bytes),
-                    ResponsePhase::Tunnel { .. } => (101, ex.resp_bytes),
-                };
-                let o = super::access::Outcome {
-                    client: c.peer,
-                    status,
-                    bytes,
-                    backend: Some(self.backends[ex.backend].addr),
-                    upstream_time: ex.upstream_time,
-                    total_time: self.precise.saturating_sub(ex.first_at),
-                };
-                a.record(&ex.log, &o);
-            }
+            // The client went away (or stopped reading past a timeout)
+            // before its exchange ended: nginx's 499 if no response had
+            // started for it, else the response's status with the body
+            // bytes relayed so far.
+            let (status, bytes) = relayed(&ex);
+            let status = status.unwrap_or(CLIENT_CLOSED);
+            let addr = self.backends[ex.backend].addr;
+            log_exchange(
+                &mut self.access,
+                c.peer,
+                &ex,
+                addr,
+                (status, bytes),
+                self.precise,
+            );
             self.recycle(ex);
         } else if c.phase == ClientPhase::Open {
             // A head cut short by the client's close or reset: nginx logs
@@ -3260,6 +3244,42 @@ fn queue_error(
 /// The access log's status for a request whose client went away before a
 /// response started (nginx's `499 Client Closed Request`); never sent.
 const CLIENT_CLOSED: u16 = 499;
+
+/// What the client got of `ex` so far: the response's status (`None`
+/// before a response head; 101 for a tunnel) and the body bytes relayed
+/// (in a tunnel, the bytes relayed to the client after the 101).
+fn relayed(ex: &Exchange) -> (Option<u16>, u64) {
+    match &ex.resp {
+        ResponsePhase::Head(_) => (None, 0),
+        ResponsePhase::Body(h, relay) => (Some(h.status), relay.moved()),
+        ResponsePhase::Done(h) => (Some(h.status), ex.resp_bytes),
+        ResponsePhase::Tunnel { .. } => (Some(101), ex.resp_bytes),
+    }
+}
+
+/// Logs the end of exchange `ex` of client `peer`, served by `backend`,
+/// with the `(status, bytes)` the client got; `now` is the loop's precise
+/// time.
+fn log_exchange(
+    access: &mut Option<super::access::AccessSink>,
+    peer: SocketAddr,
+    ex: &Exchange,
+    backend: SocketAddr,
+    (status, bytes): (u16, u64),
+    now: Duration,
+) {
+    if let Some(a) = access {
+        let o = super::access::Outcome {
+            client: peer,
+            status,
+            bytes,
+            backend: Some(backend),
+            upstream_time: ex.upstream_time,
+            total_time: now.saturating_sub(ex.first_at),
+        };
+        a.record(&ex.log, &o);
+    }
+}
 
 /// Logs an answer ekilibri gave `c` itself, with no backend
 /// ([`super::access::AccessSink::record_own`]), unless nothing arrived.
